@@ -1,0 +1,79 @@
+"""Every environment variable otel-run reads or sets, named and documented here.
+
+This module is the single registry: code elsewhere imports the *names* from here
+and reads the value where it is used, from an ``environ`` mapping passed in (so
+tests hand in a plain dict). It holds constants only and imports nothing, because
+the in-process bootstrap of every traced Python process imports it.
+
+Standard OpenTelemetry variables (honoured as the specification says):
+
+``TRACEPARENT`` / ``TRACESTATE`` / ``BAGGAGE``
+    W3C context carried through the environment ("environment variables as
+    context propagation carriers"). otel-run reads them as the parent of its root
+    span and sets them for every child so that the child's spans join the trace.
+``OTEL_SERVICE_NAME``
+    ``service.name`` of a process; wins over ``OTEL_RESOURCE_ATTRIBUTES``.
+``OTEL_RESOURCE_ATTRIBUTES``
+    ``key=value,key2=value2`` resource attributes (values percent-decoded).
+``OTEL_SDK_DISABLED``
+    ``true`` turns all in-process tracing off; otel-run still runs the command.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
+    Comma-separated instrumentation names (entry-point names such as
+    ``requests``, ``httpx``, ``urllib3``, ``subprocess``) that are not loaded.
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+    When set, otel-run also sends each run to this collector after it ends.
+``OTEL_EXPORTER_OTLP_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``
+    ``http/protobuf`` (default) or ``grpc``.
+``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_EXPORTER_OTLP_TIMEOUT``, ...
+    Read by the official OTLP exporters themselves.
+
+otel-run's own variables:
+
+``OTEL_RUN_STORE``
+    Directory of the embedded store. Default: ``$XDG_DATA_HOME/otel-run`` or
+    ``~/.local/share/otel-run``. otel-run sets it (absolute) for every child.
+``OTEL_RUN_PROCESS``
+    Set by a traced parent for the child it spawns:
+    ``<span_id>-<parent_span_id>-<spawner_pid>-<c|x>-<spawn_time_ns>``. The child
+    adopts ``span_id`` as its process span when its parent pid (``c``) or its own
+    pid (``x``, after ``exec``) equals ``spawner_pid``; otherwise it is a
+    grandchild started by something untraced and makes a span of its own.
+``OTEL_RUN_PYLIB``
+    Directory that holds the OpenTelemetry libraries otel-run runs with. A traced
+    Python that lacks them (another virtualenv, a container) appends it to
+    ``sys.path`` when it first needs them, never earlier.
+``OTEL_RUN_DEBUG``
+    ``1`` makes the bootstrap and the instrumentations log their own failures
+    to stderr (they are silent otherwise, so the traced program's output is
+    unchanged).
+``OTEL_RUN_EXPORT_TIMEOUT``
+    Seconds otel-run waits for the collector at the end of a run (default 5);
+    the run's exit status never depends on it.
+``XDG_DATA_HOME`` / ``HOME``
+    Locate the default store.
+"""
+
+from __future__ import annotations
+
+TRACEPARENT = "TRACEPARENT"
+TRACESTATE = "TRACESTATE"
+BAGGAGE = "BAGGAGE"
+
+OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
+OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
+OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
+OTEL_PYTHON_DISABLED_INSTRUMENTATIONS = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+
+OTEL_RUN_STORE = "OTEL_RUN_STORE"
+OTEL_RUN_PROCESS = "OTEL_RUN_PROCESS"
+OTEL_RUN_PYLIB = "OTEL_RUN_PYLIB"
+OTEL_RUN_DEBUG = "OTEL_RUN_DEBUG"
+OTEL_RUN_EXPORT_TIMEOUT = "OTEL_RUN_EXPORT_TIMEOUT"
+
+XDG_DATA_HOME = "XDG_DATA_HOME"
+HOME = "HOME"
+PYTHONPATH = "PYTHONPATH"

@@ -1,0 +1,1 @@
+"""Command lines other than ``otel-run`` itself: ``otel-trace`` (:mod:`._trace`)."""

@@ -1,0 +1,170 @@
+"""``otel-trace``: look at, export and send the runs in the store.
+
+    otel-trace list [--label NAME] [-n N] [--format text|json]
+    otel-trace show [RUN] [--format text|json] [--all] [--top N]
+    otel-trace export [RUN] --format otlp|chrome [-o FILE]
+    otel-trace push [RUN] [--endpoint URL]
+
+RUN is a run id, a trace id, or a prefix of either; it defaults to the last run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from otel_run import __version__
+from otel_run._errors import OtelRunError, UsageError
+from otel_run.store._store import Run, Store
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="otel-trace", description="Look at, export and send the runs otel-run stored.")
+    parser.add_argument("--store", metavar="DIR", help="store directory (default: $OTEL_RUN_STORE or ~/.local/share/otel-run)")
+    parser.add_argument("-V", "--version", action="version", version=f"otel-trace {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="recent runs")
+    p.add_argument("--label", help="only runs with this label")
+    p.add_argument("-n", "--limit", type=int, default=20, help="how many runs (default 20; 0 for all)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("show", help="waterfall, processes, critical path, top self time")
+    p.add_argument("run", nargs="?", metavar="RUN")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--all", action="store_true", help="show every span, not the first 60")
+    p.add_argument("--top", type=int, default=10, metavar="N", help="spans in the self-time ranking")
+
+    p = sub.add_parser("export", help="write a run as OTLP JSON or Chrome trace JSON")
+    p.add_argument("run", nargs="?", metavar="RUN")
+    p.add_argument("--format", choices=("otlp", "chrome"), default="otlp")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    p = sub.add_parser("push", help="send a run to the OTLP endpoint")
+    p.add_argument("run", nargs="?", metavar="RUN")
+    p.add_argument("--endpoint", metavar="URL", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``otel-trace``; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        store = Store.from_environ(os.environ, args.store)
+        return int(_COMMANDS[args.command](store, args) or 0)
+    except OtelRunError as exc:
+        _err(f"otel-trace: error: {exc}")
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _list(store: Store, args: argparse.Namespace) -> int:
+    runs = store.runs()
+    if args.label:
+        runs = [r for r in runs if r.label == args.label]
+    if args.limit > 0:
+        runs = runs[-args.limit :]
+    if args.format == "json":
+        _out(json.dumps([r.to_dict() for r in runs], indent=2))
+        return 0
+    if not runs:
+        _err(f"no runs in {store.root}" + (f" with label {args.label!r}" if args.label else ""))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col, justify in (("run", "left"), ("started", "left"), ("wall", "right"), ("exit", "right"),
+                         ("procs", "right"), ("spans", "right"), ("label", "left"), ("command", "left")):
+        table.add_column(col, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+    for run in runs:
+        table.add_row(
+            run.run_id[:8],
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.start_ns / 1e9)),
+            f"{run.wall_ms / 1000:.3f} s" if run.wall_ms is not None else "running?",
+            "" if run.exit_code is None else str(run.exit_code),
+            "" if run.processes is None else str(run.processes),
+            "" if run.spans is None else str(run.spans),
+            run.label or "",
+            " ".join(run.command),
+        )
+    Console().print(table)
+    return 0
+
+
+def _show(store: Store, args: argparse.Namespace) -> int:
+    run = store.find_run(args.run)
+    trace = store.load_trace(run.trace_id)
+    if args.format == "json":
+        from otel_run.analyse._tree import summary
+
+        data: dict[str, Any] = {"run": run.to_dict(), **summary(trace, run.root_span_id, args.top)}
+        _out(json.dumps(data, indent=2))
+        return 0
+    from rich.console import Console
+
+    from otel_run.render._waterfall import render
+
+    render(trace, run, Console(), max_rows=10**9 if args.all else 60, top=args.top)
+    return 0
+
+
+def _export(store: Store, args: argparse.Namespace) -> int:
+    run = store.find_run(args.run)
+    trace = store.load_trace(run.trace_id)
+    if args.format == "chrome":
+        from otel_run.export._chrome import to_chrome
+
+        data = to_chrome(trace)
+    else:
+        from otel_run.export._otlpjson import to_otlp_json
+
+        data = to_otlp_json(trace)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        except OSError as exc:
+            raise OtelRunError(f"{args.output}: cannot write: {exc.strerror}") from exc
+        _err(f"wrote {len(trace.spans)} spans of run {run.run_id[:8]} to {args.output}")
+    else:
+        _out(text)
+    return 0
+
+
+def _push(store: Store, args: argparse.Namespace) -> int:
+    from otel_run.export._push import push_run
+
+    _err(push_run(store, args.run, os.environ, endpoint=args.endpoint))
+    return 0
+
+
+_COMMANDS = {"list": _list, "show": _show, "export": _export, "push": _push}
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+__all__ = ["Run", "main"]

@@ -1,0 +1,168 @@
+"""Sending stored traces to a collector with the official OTLP exporters.
+
+The spans are rebuilt as SDK ``ReadableSpan`` objects and handed to
+``opentelemetry-exporter-otlp`` (HTTP/protobuf by default, gRPC when
+``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL=grpc``), so every standard
+``OTEL_EXPORTER_OTLP_*`` setting (headers, TLS, compression, timeout) applies
+as the exporters define it. The send has its own deadline
+(``OTEL_RUN_EXPORT_TIMEOUT``, default 5 s); failing to send never loses the run:
+it stays in the store for ``otel-trace push``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from otel_run import _env
+from otel_run._errors import OtelRunError
+from otel_run.store._model import Span, Trace
+from otel_run.store._store import Store
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def push_run(store: Store, ref: str | None, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
+    """Send one stored run; returns a one-line report, raises OtelRunError."""
+    run = store.find_run(ref)
+    trace = store.load_trace(run.trace_id)
+    where = push_trace(trace, environ, endpoint=endpoint)
+    store.mark_pushed(run, where)
+    return f"sent {len(trace.spans)} spans to {where}"
+
+
+def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
+    """Send a trace; returns where it went."""
+    protocol = (
+        environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) or environ.get(_env.OTEL_EXPORTER_OTLP_PROTOCOL) or "http/protobuf"
+    ).strip()
+    timeout = _timeout(environ)
+    target = endpoint or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT)
+    if not target:
+        raise OtelRunError("no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT or pass --endpoint")
+    if not trace.spans:
+        raise OtelRunError(f"trace {trace.trace_id} has no spans to send")
+    exporter, where = _exporter(protocol, endpoint, target, timeout)
+    spans = [to_readable_span(s) for s in trace.spans]
+    errors = _CapturedErrors()
+    with errors:
+        try:
+            result = exporter.export(spans)
+        finally:
+            exporter.shutdown()
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    if result is not SpanExportResult.SUCCESS:
+        detail = errors.last or "the collector did not accept the spans"
+        raise OtelRunError(f"{where}: {detail}")
+    return where
+
+
+def _timeout(environ: Mapping[str, str]) -> float:
+    raw = environ.get(_env.OTEL_RUN_EXPORT_TIMEOUT)
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise OtelRunError(f"{_env.OTEL_RUN_EXPORT_TIMEOUT}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise OtelRunError(f"{_env.OTEL_RUN_EXPORT_TIMEOUT}={raw!r} must be positive")
+    return value
+
+
+def _exporter(protocol: str, endpoint: str | None, target: str, timeout: float) -> tuple[Any, str]:
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+            return GrpcExporter(endpoint=endpoint, timeout=timeout), f"{target} (OTLP/gRPC)"
+        if protocol in ("http/protobuf", "http"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+            url = None
+            if endpoint:
+                url = endpoint.rstrip("/") + "/v1/traces" if endpoint.count("/") <= 2 else endpoint
+            return HttpExporter(endpoint=url, timeout=timeout), f"{url or target} (OTLP/HTTP)"
+    except ImportError as exc:
+        raise OtelRunError(f"the OTLP exporter for {protocol} is not installed ({exc.name})") from exc
+    raise OtelRunError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)"
+    )
+
+
+def to_readable_span(span: Span) -> Any:
+    """Our span as an SDK ``ReadableSpan`` (what the exporters take)."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+    def context(trace_id: str, span_id: str) -> SpanContext:
+        return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=False, trace_flags=TraceFlags(1))
+
+    state = TraceState.from_header([span.trace_state]) if span.trace_state else None
+    ctx = SpanContext(int(span.trace_id, 16), int(span.span_id, 16), False, TraceFlags(1), state)
+    return ReadableSpan(
+        name=span.name,
+        context=ctx,
+        parent=context(span.trace_id, span.parent_id) if span.parent_id else None,
+        resource=_resource(Resource, span),
+        attributes=_attrs(span.attributes),
+        events=[Event(e.name, _attrs(e.attributes), e.time_ns) for e in span.events],
+        links=[Link(context(link.trace_id, link.span_id), _attrs(link.attributes)) for link in span.links],
+        kind=SpanKind(max(0, span.kind - 1)),
+        status=Status(StatusCode(span.status_code), span.status_message or None)
+        if span.status_code == 2
+        else Status(StatusCode(span.status_code)),
+        start_time=span.start_ns,
+        end_time=span.end_ns,
+        instrumentation_scope=InstrumentationScope(span.scope_name or "unknown", span.scope_version),
+    )
+
+
+_resources: dict[str, Any] = {}
+
+
+def _resource(resource_cls: Any, span: Span) -> Any:
+    cached = _resources.get(span.resource.key)
+    if cached is None:
+        cached = _resources[span.resource.key] = resource_cls(_attrs(span.resource.attributes))
+    return cached
+
+
+def _attrs(attributes: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if isinstance(value, list):
+            value = tuple(v for v in value if isinstance(v, (str, bool, int, float)))
+        elif isinstance(value, dict) or value is None:
+            value = str(value)
+        out[key] = value
+    return out
+
+
+class _CapturedErrors(logging.Handler):
+    """Keeps the exporters' log lines off the terminal; the last one becomes
+    part of our one-line error."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+        self._logger = logging.getLogger("opentelemetry")
+        self._saved: tuple[bool, int] = (True, logging.NOTSET)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        self.last = message[:300]
+
+    def __enter__(self) -> _CapturedErrors:
+        self._saved = (self._logger.propagate, self._logger.level)
+        self._logger.addHandler(self)
+        self._logger.propagate = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.propagate = self._saved[0]

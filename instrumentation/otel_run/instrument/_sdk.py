@@ -1,0 +1,279 @@
+"""The OpenTelemetry SDK, set up for a traced process on first need.
+
+:func:`ensure_provider` builds an SDK ``TracerProvider`` whose
+
+* resource is the process resource the bootstrap already computed (no resource
+  detectors run: they scan installed distributions, tens of milliseconds);
+* id generator puts spans that have no parent into the run's trace, and the
+  encoder hangs them under the process span, whichever thread they start on;
+* span processor, :class:`OtlpJsonLinesProcessor`, appends spans as OTLP JSON
+  lines to the store through the bootstrap's writer.
+
+The standard ``OTEL_TRACES_SAMPLER`` and span-limit variables keep working: the
+SDK reads them. If the program installed its own SDK provider first, our
+processor is added to it instead of replacing it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from time import monotonic
+
+from otel_run import _env
+from otel_run.bootstrap import _boot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from opentelemetry.sdk.trace import ReadableSpan
+
+PROVIDER: Any = None
+"""The provider spans go to once set up; None before."""
+
+_loading = False
+
+
+def is_loading() -> bool:
+    return _loading
+
+
+def ensure_provider() -> Any:
+    """Set up the SDK once; returns the tracer provider (None when impossible)."""
+    global PROVIDER, _loading
+    if PROVIDER is not None or _loading:
+        return PROVIDER
+    process = _boot.PROCESS
+    if process is None:
+        return None
+    _loading = True
+    try:
+        _import_sdk(process.environ)
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        class RunIdGenerator(RandomIdGenerator):
+            """Spans with no parent join the run's trace."""
+
+            def generate_trace_id(self) -> int:
+                return int(process.trace_id, 16)
+
+        processor = OtlpJsonLinesProcessor(process)
+        current = trace.get_tracer_provider()
+        if isinstance(current, trace.ProxyTracerProvider):
+            provider = TracerProvider(resource=Resource(process.resource), id_generator=RunIdGenerator())
+            provider.add_span_processor(processor)
+            trace.set_tracer_provider(provider)
+        elif hasattr(current, "add_span_processor"):
+            current.add_span_processor(processor)
+            provider = current
+        else:
+            _boot.debug(f"unknown tracer provider {current!r}: its spans are not recorded")
+            provider = current
+        PROVIDER = provider
+        return provider
+    finally:
+        _loading = False
+
+
+def _import_sdk(environ: Any) -> None:
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        # A Python outside otel-run's environment: borrow otel-run's libraries,
+        # after the program's own (appended, never prepended).
+        pylib = environ.get(_env.OTEL_RUN_PYLIB)
+        if not pylib or pylib in sys.path:
+            raise
+        sys.path.append(pylib)
+        import importlib
+
+        importlib.invalidate_caches()
+        import opentelemetry.sdk.trace  # noqa: F401
+
+
+# ------------------------------------------------------------- processor
+
+
+class OtlpJsonLinesProcessor:
+    """A ``SpanProcessor`` that appends finished spans to the store.
+
+    Spans are buffered and written in batches: when ``max_batch`` spans wait,
+    after ``max_delay`` seconds (a daemon thread), before a fork, and at exit.
+    A process killed with SIGKILL loses at most the last ``max_delay`` seconds.
+    """
+
+    def __init__(self, process: _boot.Process, max_batch: int = 512, max_delay: float = 0.2) -> None:
+        from opentelemetry.sdk.trace import SpanProcessor  # noqa: F401 - duck-typed below
+
+        self._process = process
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._buffer: list[ReadableSpan] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._armed = False
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._resources: dict[int, str] = {}
+        self._scopes: dict[tuple[str, str | None], str] = {}
+        _use_fast_json()
+        process.exit_callbacks.append(self.flush)
+        process.fork_callbacks.append(self.flush)
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    # SpanProcessor interface ---------------------------------------------
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        return None
+
+    def _on_ending(self, span: Any) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        buffer = self._buffer
+        buffer.append(span)
+        if len(buffer) >= self._max_batch:
+            self.flush()
+        elif not self._armed:
+            self._arm()
+
+    def shutdown(self) -> None:
+        self.flush()
+        with self._lock:
+            self._stopped = True
+            self._wake.notify_all()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.flush()
+        return True
+
+    # batching --------------------------------------------------------------
+    def flush(self) -> None:
+        with self._lock:
+            spans, self._buffer = self._buffer, []
+            self._armed = False
+        if spans:
+            try:
+                self._write(spans)
+            except Exception as exc:
+                _boot.debug(f"spans not written: {exc!r}")
+
+    def _arm(self) -> None:
+        with self._lock:
+            self._armed = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="otel-run-flush", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._armed and not self._stopped:
+                    self._wake.wait()
+                if self._stopped:
+                    return
+                deadline = monotonic() + self._max_delay
+                while not self._stopped and (remaining := deadline - monotonic()) > 0:
+                    self._wake.wait(remaining)
+            self.flush()
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._buffer = []
+        self._armed = False
+        self._thread = None
+
+    # encoding --------------------------------------------------------------
+    def _write(self, spans: list[ReadableSpan]) -> None:
+        process = self._process
+        process.ensure()
+        # trace id -> resource json -> scope json -> encoded spans
+        grouped: dict[str, dict[str, dict[str, list[str]]]] = {}
+        for span in spans:
+            ctx = span.context
+            if ctx is None:
+                continue
+            trace_id = "%032x" % ctx.trace_id
+            by_resource = grouped.setdefault(trace_id, {})
+            by_scope = by_resource.setdefault(self._resource_json(span.resource), {})
+            by_scope.setdefault(self._scope_json(span.instrumentation_scope), []).append(
+                encode_span(span, trace_id, process)
+            )
+        for trace_id, by_resource in grouped.items():
+            parts = []
+            for resource_json, by_scope in by_resource.items():
+                scopes = ",".join(
+                    '{"scope":' + scope + ',"spans":[' + ",".join(encoded) + "]}" for scope, encoded in by_scope.items()
+                )
+                parts.append('{"resource":{"attributes":' + resource_json + '},"scopeSpans":[' + scopes + "]}")
+            process.writer.write(trace_id, '{"resourceSpans":[' + ",".join(parts) + "]}")
+
+    def _resource_json(self, resource: Any) -> str:
+        key = id(resource)
+        cached = self._resources.get(key)
+        if cached is None:
+            attrs = dict(resource.attributes) if resource is not None else {}
+            if attrs == self._process.resource:
+                cached = self._process.resource_json
+            else:
+                cached = _boot.attributes_json(attrs)
+            self._resources[key] = cached
+        return cached
+
+    def _scope_json(self, scope: Any) -> str:
+        key = (scope.name, scope.version) if scope is not None else ("", None)
+        cached = self._scopes.get(key)
+        if cached is None:
+            cached = self._scopes[key] = _boot.scope_json(key[0] or "unknown", key[1])
+        return cached
+
+
+def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> str:
+    """One SDK span as OTLP JSON (attributes redacted)."""
+    ctx = span.context
+    parent = span.parent
+    if parent is not None:
+        parent_id: str | None = "%016x" % parent.span_id
+    elif trace_id == process.trace_id:
+        parent_id = process.span_id  # a parentless span in our trace hangs under the process
+    else:
+        parent_id = None
+    status = span.status
+    events = [(e.name, e.timestamp, e.attributes or {}) for e in span.events]
+    encoded = _boot.span_json(
+        trace_id,
+        "%016x" % ctx.span_id,  # type: ignore[union-attr]
+        parent_id,
+        span.name,
+        span.start_time or 0,
+        span.end_time or span.start_time or 0,
+        span.attributes or {},
+        kind=span.kind.value + 1,
+        events=events,
+        status=(status.status_code.value, status.description or ""),
+    )
+    if span.links:
+        links = ",".join(
+            '{"traceId":"%032x","spanId":"%016x","attributes":%s}'
+            % (link.context.trace_id, link.context.span_id, _boot.attributes_json(link.attributes or {}))
+            for link in span.links
+        )
+        encoded = encoded[:-1] + ',"links":[' + links + "]}"
+    return encoded
+
+
+def _use_fast_json() -> None:
+    """Swap the bootstrap's pure-Python string escaper for the C one (json's
+    accelerator), now that the SDK made the process pay for loading it."""
+    try:
+        from _json import encode_basestring
+
+        _boot.json_str = encode_basestring  # type: ignore[assignment]
+    except ImportError:
+        pass

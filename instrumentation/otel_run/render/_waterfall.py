@@ -1,0 +1,171 @@
+"""``otel-trace show``: a terminal waterfall of a trace, its processes, the
+critical path and the spans with the most self time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from otel_run.analyse._tree import critical_path, process_totals, run_root, self_time, top_self_time
+from otel_run.store._model import Span, Trace
+from otel_run.store._store import Run
+
+_PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan", "bright_magenta")
+
+
+def render(trace: Trace, run: Run | None, console: Console, *, max_rows: int = 60, top: int = 10) -> None:
+    root = run_root(trace, run.root_span_id if run else None)
+    if root is None:
+        console.print(f"trace {trace.trace_id}: no spans stored")
+        return
+    colours: dict[str, str] = {}
+    for span in trace.spans:
+        colours.setdefault(span.service, _PALETTE[len(colours) % len(_PALETTE)])
+    console.print(_header(trace, run, root))
+    for warning in trace.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
+    console.print(_waterfall(trace, root, colours, console.width, max_rows))
+    console.print(_processes(trace, colours))
+    console.print(_critical(root, colours))
+    console.print(_top(trace, colours, top))
+
+
+def _header(trace: Trace, run: Run | None, root: Span) -> Text:
+    text = Text()
+    text.append("trace ", style="bold")
+    text.append(trace.trace_id)
+    if run is not None:
+        text.append(f"  run {run.run_id}")
+        if run.label:
+            text.append(f"  label {run.label}", style="bold")
+        if run.git_commit:
+            text.append(f"  commit {run.git_commit[:12]}")
+        exit_code = run.exit_code
+        if exit_code is not None:
+            text.append(f"  exit {exit_code}", style="red" if exit_code else "green")
+    text.append(f"\n{_ms(root.duration_ns)} wall · {len(trace.spans)} spans · "
+                f"{sum(1 for s in trace.spans if s.is_process)} processes")
+    errors = sum(1 for s in trace.spans if s.status_code == 2)
+    if errors:
+        text.append(f" · {errors} with errors", style="red")
+    return text
+
+
+def _waterfall(trace: Trace, root: Span, colours: dict[str, str], width: int, max_rows: int) -> Table:
+    rows = _rows(trace, root)
+    t0, total = root.start_ns, max(1, trace.end_ns - root.start_ns)
+    bar_width = max(10, min(50, width - 70))
+    table = Table(title="waterfall", title_justify="left", box=None, pad_edge=False, show_header=True)
+    table.add_column("span", no_wrap=True, overflow="ellipsis", max_width=max(30, width - bar_width - 30))
+    table.add_column("service", no_wrap=True, overflow="ellipsis", max_width=16)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for prefix, span in rows[:max_rows]:
+        name = Text(prefix)
+        name.append(span.name, style="red" if span.status_code == 2 else ("bold" if span.is_process else ""))
+        if span.unfinished:
+            name.append(" (unfinished)", style="red")
+        bar = _bar(span, t0, total, bar_width, colours[span.service])
+        table.add_row(name, Text(span.service, style=colours[span.service]), _ms(span.duration_ns), bar)
+    if len(rows) > max_rows:
+        table.add_row(Text(f"… {len(rows) - max_rows} more spans (--all shows them)", style="dim"), "", "", "")
+    return table
+
+
+def _rows(trace: Trace, root: Span) -> list[tuple[str, Span]]:
+    out: list[tuple[str, Span]] = []
+    tops = [root] + [r for r in trace.roots if r is not root]
+
+    def visit(span: Span, lead: str, last: bool, top: bool) -> None:
+        out.append(("" if top else lead + ("└─ " if last else "├─ "), span))
+        child_lead = "" if top else lead + ("   " if last else "│  ")
+        for i, child in enumerate(span.children):
+            visit(child, child_lead, i == len(span.children) - 1, False)
+
+    for top in tops:
+        visit(top, "", True, True)
+    return out
+
+
+def _bar(span: Span, t0: int, total: int, width: int, colour: str) -> Text:
+    start = int((span.start_ns - t0) * width / total)
+    length = max(1, int(span.duration_ns * width / total + 0.5))
+    start = max(0, min(width - 1, start))
+    length = min(length, width - start)
+    return Text(" " * start + "█" * length + " " * (width - start - length), style=colour)
+
+
+def _processes(trace: Trace, colours: dict[str, str]) -> Table:
+    table = Table(title="processes", title_justify="left", box=None, pad_edge=False)
+    for col, justify in (("pid", "right"), ("process", "left"), ("service", "left"), ("wall", "right"),
+                         ("start-up", "right"), ("cpu user", "right"), ("cpu sys", "right"), ("max rss", "right"),
+                         ("spans", "right"), ("exit", "right")):
+        table.add_column(col, justify=justify, no_wrap=True, overflow="ellipsis",  # type: ignore[arg-type]
+                         max_width=40 if col == "process" else None)
+    for p in process_totals(trace):
+        table.add_row(
+            str(p.pid or ""),
+            Text("  " * p.depth + p.name, style="red" if p.span.status_code == 2 else ""),
+            Text(p.service, style=colours.get(p.service, "")),
+            _ms(p.wall_ns),
+            _ms(p.startup_ns) if p.startup_ns is not None else "",
+            _s(p.cpu_user),
+            _s(p.cpu_system),
+            _mib(p.max_rss),
+            str(p.spans),
+            "?" if p.span.unfinished else str(p.exit_code if p.exit_code is not None else ""),
+        )
+    return table
+
+
+def _critical(root: Span, colours: dict[str, str]) -> Group:
+    path = critical_path(root)
+    total = max(1, root.duration_ns)
+    table = Table(title="critical path", title_justify="left", box=None, pad_edge=False)
+    table.add_column("span", no_wrap=True, overflow="ellipsis", max_width=60)
+    table.add_column("service", no_wrap=True)
+    table.add_column("on path", justify="right")
+    table.add_column("share", justify="right")
+    for span, ns in path:
+        if ns * 200 < total:  # under 0.5 %: noise in this view
+            continue
+        table.add_row(span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns),
+                      f"{100 * ns / total:.1f}%")
+    return Group(table)
+
+
+def _top(trace: Trace, colours: dict[str, str], top: int) -> Table:
+    table = Table(title="top self time", title_justify="left", box=None, pad_edge=False)
+    table.add_column("span", no_wrap=True, overflow="ellipsis", max_width=60)
+    table.add_column("service", no_wrap=True)
+    table.add_column("self", justify="right")
+    table.add_column("total", justify="right")
+    for span, ns in top_self_time(trace, top):
+        table.add_row(span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns),
+                      _ms(span.duration_ns))
+    return table
+
+
+def _ms(ns: int | None) -> str:
+    if ns is None:
+        return ""
+    ms = ns / 1e6
+    if ms >= 1000:
+        return f"{ms / 1000:.2f} s"
+    if ms >= 10:
+        return f"{ms:.0f} ms"
+    return f"{ms:.1f} ms"
+
+
+def _s(value: Any) -> str:
+    return f"{float(value):.3f} s" if isinstance(value, (int, float)) else ""
+
+
+def _mib(value: Any) -> str:
+    return f"{value / 1048576:.1f} MiB" if isinstance(value, (int, float)) and value else ""
+
+
+__all__ = ["render", "self_time"]

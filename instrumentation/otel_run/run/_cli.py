@@ -1,0 +1,334 @@
+"""``otel-run [OPTIONS] [--] COMMAND [ARGS...]``: run a command as one trace.
+
+otel-run is on the critical path of what it measures, so this module keeps its
+start-up cheap: options are parsed by hand (``argparse`` imports ``re`` and
+``gettext``, about 10 ms here), the command is spawned before anything that is
+not needed to spawn it, and the rest of otel-run's work (writing the index,
+reading the git commit, importing ``json``) runs while the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from time import time_ns
+
+from otel_run import __version__, _env
+from otel_run._errors import OtelRunError, UsageError
+from otel_run.bootstrap import _boot
+from otel_run.run._supervise import Child
+from otel_run.store._layout import store_root
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from otel_run.run._record import RunRecord
+
+USAGE = """\
+usage: otel-run [OPTIONS] [--] COMMAND [ARGS...]
+
+Run COMMAND as one OpenTelemetry trace across its whole process tree: every
+Python process it starts, at any depth, is traced without changing its code;
+other processes get a span from their parent's view. The run is stored locally
+(otel-trace list/show/export/push) and, when an OTLP endpoint is configured,
+also sent to it. Exit status, stdio and signals pass through unchanged.
+
+options:
+  -l, --label NAME         label the run (otel-trace list --label NAME)
+  -s, --service-name NAME  service.name of the root span (default: otel-run)
+      --store DIR          store directory (default: $OTEL_RUN_STORE,
+                           else $XDG_DATA_HOME/otel-run or ~/.local/share/otel-run)
+      --export             also send the run over OTLP (the default when
+                           OTEL_EXPORTER_OTLP_ENDPOINT is set)
+      --no-export          do not send the run
+      --endpoint URL       OTLP endpoint to send the run to (implies --export)
+  -q, --quiet              print no summary on stderr
+  -V, --version            print the version and exit
+  -h, --help               show this help and exit
+"""
+
+
+class Options:
+    __slots__ = ("command", "label", "service_name", "store", "export", "endpoint", "quiet", "help", "version")
+
+    def __init__(self) -> None:
+        self.command: list[str] = []
+        self.label: str | None = None
+        self.service_name = "otel-run"
+        self.store: str | None = None
+        self.export: bool | None = None
+        self.endpoint: str | None = None
+        self.quiet = False
+        self.help = False
+        self.version = False
+
+
+_VALUED = {
+    "-l": "label",
+    "--label": "label",
+    "-s": "service_name",
+    "--service-name": "service_name",
+    "--store": "store",
+    "--endpoint": "endpoint",
+}
+_FLAGS = {
+    "-q": ("quiet", True),
+    "--quiet": ("quiet", True),
+    "-h": ("help", True),
+    "--help": ("help", True),
+    "-V": ("version", True),
+    "--version": ("version", True),
+    "--export": ("export", True),
+    "--no-export": ("export", False),
+}
+
+
+def parse_args(argv: Sequence[str]) -> Options:
+    """Options up to the first non-option (or ``--``); the rest is the command."""
+    opts = Options()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, eq, value = arg.partition("=")
+        if name in _VALUED:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"option {name} needs a value")
+                i += 1
+                value = argv[i]
+            if not value:
+                raise UsageError(f"option {name} needs a non-empty value")
+            setattr(opts, _VALUED[name], value)
+        elif arg in _FLAGS:
+            attr, flag = _FLAGS[arg]
+            setattr(opts, attr, flag)
+        else:
+            raise UsageError(f"unknown option {arg!r} (try: otel-run --help)")
+        i += 1
+    opts.command = list(argv[i:])
+    if opts.endpoint and opts.export is None:
+        opts.export = True
+    if not opts.command and not (opts.help or opts.version):
+        raise UsageError("no command given (usage: otel-run [OPTIONS] [--] COMMAND [ARGS...])")
+    return opts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``otel-run``; returns the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        opts = parse_args(args)
+    except OtelRunError as exc:
+        _say(f"otel-run: error: {exc}")
+        return exc.exit_code
+    if opts.help:
+        sys.stdout.write(USAGE)
+        return 0
+    if opts.version:
+        sys.stdout.write(f"otel-run {__version__}\n")
+        return 0
+    return run(opts, os.environ)
+
+
+def launch() -> None:
+    """Run :func:`main` and exit without interpreter finalisation (~2 ms here):
+    otel-run writes everything with ``os.write``; only stdio needs a flush."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def run(opts: Options, environ: Mapping[str, str]) -> int:
+    """Run the command; the return value is its exit status (128+N on signal N).
+
+    Only what spawning needs happens before the spawn; otel-run's own
+    bookkeeping overlaps the command (see :class:`_Finisher`).
+    """
+    store = store_root(environ, opts.store)
+    context = _boot.parse_traceparent(environ.get(_env.TRACEPARENT))
+    trace_id = context[0] if context else _boot.new_trace_id()
+    root_id, child_id = _boot.new_span_id(), _boot.new_span_id()
+    env = dict(environ)
+    tracing = True
+    spawn_ns = time_ns()
+    try:
+        os.makedirs(os.path.join(store, "traces"), exist_ok=True)
+        _boot.prepare_environment(env, trace_id, child_id, root_id, os.getpid(), "c", spawn_ns, store)
+        env[_env.OTEL_RUN_PYLIB] = _pylib()
+    except OSError as exc:
+        _say(f"otel-run: warning: cannot use the store {store}: {exc.strerror}; running untraced")
+        tracing = False
+        env = dict(environ)
+
+    child = Child()
+    try:
+        child.spawn(opts.command, env, spawn_ns)
+        error: OSError | None = None
+    except OSError as exc:
+        error = exc
+    finisher = None
+    if tracing:
+        finisher = _Finisher(opts, environ, store, trace_id, context[1] if context else None, root_id, child_id)
+    if error is not None:
+        code, message = _spawn_error(opts.command[0], error)
+        _say(f"otel-run: {message}")
+        if finisher is not None:
+            finisher.failed(code, message)
+        return code
+    if finisher is not None:
+        finisher.while_running()
+    child.wait()
+    if finisher is not None:
+        finisher.after(child)
+    return child.exit_code
+
+
+class _Finisher:
+    """otel-run's own work: some while the command runs, the rest after it.
+    Nothing here may change the command's exit status or output."""
+
+    def __init__(
+        self,
+        opts: Options,
+        environ: Mapping[str, str],
+        store: str,
+        trace_id: str,
+        parent_id: str | None,
+        root_id: str,
+        child_id: str,
+    ) -> None:
+        self.opts = opts
+        self.environ = environ
+        self.record: RunRecord | None = None
+        self._ids = (store, trace_id, parent_id, root_id, child_id)
+
+    def _record(self) -> RunRecord:
+        if self.record is None:
+            from otel_run.run._record import RunRecord
+
+            store, trace_id, parent_id, root_id, child_id = self._ids
+            self.record = RunRecord(
+                store,
+                self.opts.command,
+                trace_id=trace_id,
+                parent_id=parent_id,
+                root_id=root_id,
+                child_id=child_id,
+                service_name=self.opts.service_name,
+                label=self.opts.label,
+            )
+        return self.record
+
+    def while_running(self) -> None:
+        def work() -> None:
+            from otel_run.run._git import head_commit
+            from otel_run.store import _store  # noqa: F401 - loaded now, used after the command
+
+            record = self._record()
+            record.write_root_start()
+            record.append_index(record.index_start())
+            record.git_commit = head_commit(record.cwd)
+
+        _safely(work)
+
+    def failed(self, code: int, message: str) -> None:
+        def work() -> None:
+            record = self._record()
+            record.write_root_end(time_ns(), code, message)
+            record.append_index(record.index_start())
+            record.append_index(record.index_end(time_ns(), code, 1, 0))
+
+        _safely(work)
+
+    def after(self, child: Child) -> None:
+        try:
+            self._after(child)
+        except BaseException as exc:  # noqa: BLE001 - even Ctrl-C here must not change the exit status
+            _say(f"otel-run: warning: recording the run failed: {exc!r}")
+
+    def _after(self, child: Child) -> None:
+        from otel_run.store._store import Store
+
+        record = self._record()
+        exit_code = child.exit_code
+        error = f"killed by {child.signal_name}" if child.signal_name else (f"exit code {exit_code}" if exit_code else None)
+        record.write_child_reap(child)
+        end_ns = time_ns()
+        record.write_root_end(end_ns, exit_code, error)
+        store = Store(record.store)
+        trace = store.load_trace(record.trace_id)
+        spans = len(trace.spans)
+        processes = sum(1 for s in trace.spans if s.is_process)
+        record.append_index(record.index_end(end_ns, exit_code, spans, processes))
+        pushed = None
+        if _wants_export(self.opts, self.environ):
+            pushed = _push(store, record.run_id, self.opts.endpoint, self.environ)
+        if not self.opts.quiet:
+            wall = (end_ns - record.start_ns) / 1e9
+            _say(
+                f"otel-run: trace {record.trace_id} · {wall:.3f} s · exit {exit_code} · "
+                f"{processes} process{'es' if processes != 1 else ''} · {spans} span{'s' if spans != 1 else ''}\n"
+                f"otel-run: stored in {store.trace_path(record.trace_id)} (otel-trace show {record.run_id[:8]})"
+                + (f"\notel-run: {pushed}" if pushed else "")
+            )
+
+
+def _wants_export(opts: Options, environ: Mapping[str, str]) -> bool:
+    if opts.export is not None:
+        return opts.export
+    return bool(environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT) or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT))
+
+
+def _push(store: object, run_id: str, endpoint: str | None, environ: Mapping[str, str]) -> str:
+    from otel_run.export._push import push_run
+
+    try:
+        return push_run(store, run_id, environ, endpoint=endpoint)  # type: ignore[arg-type]
+    except OtelRunError as exc:
+        return f"not sent ({exc}); kept locally: otel-trace push {run_id[:8]}"
+
+
+def _spawn_error(command: str, exc: OSError) -> tuple[int, str]:
+    if isinstance(exc, FileNotFoundError):
+        return 127, f"{command}: command not found"
+    if isinstance(exc, PermissionError):
+        return 126, f"{command}: permission denied"
+    return 126, f"{command}: cannot run: {exc.strerror or exc}"
+
+
+def _pylib() -> str:
+    """The directory holding the OpenTelemetry packages otel-run runs with."""
+    import otel_run
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(otel_run.__file__)))
+    if os.path.isdir(os.path.join(here, "opentelemetry", "sdk")):
+        return here
+    for path in sys.path:
+        if path and os.path.isdir(os.path.join(path, "opentelemetry", "sdk")):
+            return os.path.abspath(path)
+    return here
+
+
+def _safely(fn: object) -> None:
+    try:
+        fn()  # type: ignore[operator]
+    except Exception as exc:
+        _say(f"otel-run: warning: {exc!r}")
+
+
+def _say(message: str) -> None:
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,178 @@
+"""What otel-run itself writes for a run: the root span, the parent's view of
+the command's process span, and the index lines."""
+
+from __future__ import annotations
+
+import os
+import sys
+from time import time_ns
+
+from otel_run import __version__
+from otel_run.bootstrap import _boot
+from otel_run.bootstrap._redact import redact_args
+from otel_run.store._layout import append_index
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from otel_run.run._supervise import Child
+
+RUN_ID = "otel_run.run.id"
+LABEL = "otel_run.label"
+GIT_COMMIT = "vcs.ref.head.revision"  # semantic conventions: VCS attributes
+
+
+class RunRecord:
+    """Ids, times and outcome of one run, and how to write them."""
+
+    def __init__(
+        self,
+        store: str,
+        argv: list[str],
+        *,
+        trace_id: str,
+        parent_id: str | None,
+        root_id: str,
+        child_id: str,
+        service_name: str,
+        label: str | None,
+    ) -> None:
+        self.store = store
+        self.argv = argv
+        self.trace_id = trace_id
+        self.parent_id = parent_id
+        self.root_id = root_id
+        self.child_id = child_id
+        self.label = label
+        self.service_name = service_name
+        self.start_ns = _boot._process_start_ns(time_ns())
+        self.pid = os.getpid()
+        self.cwd = os.getcwd()
+        self.host = os.uname().nodename
+        self.git_commit: str | None = None
+        self.writer = _boot.SpanWriter(store)
+        self.resource_json = _boot.attributes_json(
+            {
+                "service.name": service_name,
+                "process.pid": self.pid,
+                "process.executable.name": "otel-run",
+                "host.name": self.host,
+                "telemetry.sdk.name": "otel-run",
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.version": __version__,
+            }
+        )
+
+    @property
+    def run_id(self) -> str:
+        return self.root_id
+
+    @property
+    def name(self) -> str:
+        return "otel-run " + _boot.command_name(self.argv)
+
+    # spans --------------------------------------------------------------------
+    def root_attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            RUN_ID: self.run_id,
+            "process.pid": self.pid,
+            "process.command_args": redact_args(self.argv[: _boot.ARGS_MAX]),
+            "process.working_directory": self.cwd,
+        }
+        if self.label:
+            attrs[LABEL] = self.label
+        if self.git_commit:
+            attrs[GIT_COMMIT] = self.git_commit
+        return attrs
+
+    def write_root_start(self) -> None:
+        attrs = self.root_attributes()
+        attrs[_boot.RECORD_KEY] = _boot.RECORD_START
+        self._write(self.root_id, self.parent_id, self.name, self.start_ns, self.start_ns, attrs)
+
+    def write_root_end(self, end_ns: int, exit_code: int, error: str | None) -> None:
+        attrs = self.root_attributes()
+        attrs["process.exit.code"] = exit_code
+        status = (_boot.STATUS_ERROR, error) if error else (_boot.STATUS_UNSET, "")
+        self._write(self.root_id, self.parent_id, self.name, self.start_ns, end_ns, attrs, status=status)
+
+    def write_child_reap(self, child: Child) -> None:
+        """The command's process span as otel-run saw it (merged with the
+        child's own record when the child is a traced Python)."""
+        attrs: dict[str, Any] = {
+            "process.pid": child.pid,
+            "process.parent_pid": self.pid,
+            "process.executable.name": os.path.basename(self.argv[0]),
+            "process.command_args": redact_args(self.argv[: _boot.ARGS_MAX]),
+            "process.exit.code": child.exit_code,
+            _boot.RECORD_KEY: _boot.RECORD_REAP,
+        }
+        status = (_boot.STATUS_UNSET, "")
+        if child.signal_name:
+            attrs["otel_run.process.signal"] = child.signal_name
+            status = (_boot.STATUS_ERROR, f"killed by {child.signal_name}")
+        elif child.exit_code:
+            status = (_boot.STATUS_ERROR, f"exit code {child.exit_code}")
+        ru = child.rusage
+        if ru is not None:
+            attrs["otel_run.process.cpu.user"] = round(ru.ru_utime, 6)
+            attrs["otel_run.process.cpu.system"] = round(ru.ru_stime, 6)
+            attrs["otel_run.process.max_rss"] = ru.ru_maxrss * 1024
+        resource = _boot.attributes_json(
+            {"service.name": os.path.basename(self.argv[0]), "process.pid": child.pid}
+        )
+        span = _boot.span_json(
+            self.trace_id,
+            self.child_id,
+            self.root_id,
+            _boot.command_name(self.argv),
+            child.spawn_ns,
+            child.end_ns,
+            attrs,
+            status=status,
+        )
+        self.writer.write(self.trace_id, _boot.request_json(resource, _boot.OTEL_RUN_SCOPE, [span]))
+
+    def _write(
+        self,
+        span_id: str,
+        parent_id: str | None,
+        name: str,
+        start: int,
+        end: int,
+        attrs: dict[str, Any],
+        status: tuple[int, str] = (_boot.STATUS_UNSET, ""),
+    ) -> None:
+        span = _boot.span_json(self.trace_id, span_id, parent_id, name, start, end, attrs, status=status)
+        self.writer.write(self.trace_id, _boot.request_json(self.resource_json, _boot.OTEL_RUN_SCOPE, [span]))
+
+    # index ----------------------------------------------------------------------
+    def append_index(self, record: dict[str, Any]) -> None:
+        append_index(self.store, record)
+
+    def index_start(self) -> dict[str, Any]:
+        return {
+            "event": "start",
+            "run_id": self.run_id,
+            "trace_id": self.trace_id,
+            "root_span_id": self.root_id,
+            "command": redact_args(self.argv),
+            "cwd": self.cwd,
+            "host": self.host,
+            "start_ns": self.start_ns,
+            "label": self.label,
+            "python": sys.executable,
+        }
+
+    def index_end(self, end_ns: int, exit_code: int, spans: int | None, processes: int | None) -> dict[str, Any]:
+        return {
+            "event": "end",
+            "run_id": self.run_id,
+            "end_ns": end_ns,
+            "exit_code": exit_code,
+            "git_commit": self.git_commit,
+            "spans": spans,
+            "processes": processes,
+        }
+

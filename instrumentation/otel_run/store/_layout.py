@@ -1,0 +1,61 @@
+"""Where the store lives and how it is laid out (no imports: otel-run's hot path)."""
+
+from __future__ import annotations
+
+import os
+
+from otel_run import _env
+from otel_run.bootstrap._boot import json_str
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+INDEX = "index.jsonl"
+TRACES = "traces"
+PUSHED = "pushed"
+
+
+def store_root(environ: Mapping[str, str], override: str | None = None) -> str:
+    """The store directory: ``--store``, else ``$OTEL_RUN_STORE``, else the
+    user's data directory (``$XDG_DATA_HOME/otel-run``, ``~/.local/share/otel-run``)."""
+    root = override or environ.get(_env.OTEL_RUN_STORE)
+    if not root:
+        data = environ.get(_env.XDG_DATA_HOME) or os.path.join(
+            environ.get(_env.HOME) or os.path.expanduser("~"), ".local", "share"
+        )
+        root = os.path.join(data, "otel-run")
+    return os.path.abspath(root)
+
+
+def trace_path(root: str, trace_id: str) -> str:
+    return os.path.join(root, TRACES, trace_id + ".jsonl")
+
+
+def index_path(root: str) -> str:
+    return os.path.join(root, INDEX)
+
+
+def append_index(root: str, record: Mapping[str, Any]) -> None:
+    """Append one line to the index; one ``write(2)`` with ``O_APPEND``, so
+    concurrent otel-run invocations never interleave."""
+    line = "{" + ",".join(json_str(k) + ":" + _json_value(v) for k, v in record.items()) + "}\n"
+    fd = os.open(index_path(root), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8", "backslashreplace"))
+    finally:
+        os.close(fd)
+
+
+def _json_value(value: Any) -> str:
+    """JSON for the flat values an index line holds (``json`` would import ``re``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_json_value(v) for v in value) + "]"
+    return json_str(str(value))

@@ -1,0 +1,185 @@
+"""What a stored trace is made of, once read and merged."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # keep ``typing`` out of otel-run's start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+# attribute and scope names otel-run itself writes
+SCOPE = "otel-run"
+RUN_ID = "otel_run.run.id"
+RECORD = "otel_run.record"
+UNFINISHED = "otel_run.unfinished"
+ORPHAN = "otel_run.orphan"
+
+KIND_NAMES = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
+
+
+class Resource:
+    """A resource (one process, as a rule): its attributes."""
+
+    __slots__ = ("attributes", "key")
+
+    def __init__(self, attributes: dict[str, Any]) -> None:
+        self.attributes = attributes
+        self.key = repr(sorted(attributes.items(), key=lambda kv: kv[0]))
+
+    @property
+    def service(self) -> str:
+        return str(self.attributes.get("service.name", "unknown_service"))
+
+
+class Event:
+    __slots__ = ("name", "time_ns", "attributes")
+
+    def __init__(self, name: str, time_ns: int, attributes: dict[str, Any]) -> None:
+        self.name = name
+        self.time_ns = time_ns
+        self.attributes = attributes
+
+
+class Link:
+    __slots__ = ("trace_id", "span_id", "attributes")
+
+    def __init__(self, trace_id: str, span_id: str, attributes: dict[str, Any]) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.attributes = attributes
+
+
+class Span:
+    """One span (fragments already merged)."""
+
+    __slots__ = (
+        "trace_id",
+        "span_id",
+        "parent_id",
+        "name",
+        "kind",
+        "start_ns",
+        "end_ns",
+        "attributes",
+        "events",
+        "links",
+        "status_code",
+        "status_message",
+        "resource",
+        "scope_name",
+        "scope_version",
+        "trace_state",
+        "children",
+        "parent",
+    )
+
+    def __init__(
+        self,
+        trace_id: str,
+        span_id: str,
+        parent_id: str | None,
+        name: str,
+        *,
+        kind: int = 1,
+        start_ns: int = 0,
+        end_ns: int = 0,
+        attributes: dict[str, Any] | None = None,
+        events: list[Event] | None = None,
+        links: list[Link] | None = None,
+        status_code: int = 0,
+        status_message: str = "",
+        resource: Resource | None = None,
+        scope_name: str = "",
+        scope_version: str | None = None,
+        trace_state: str = "",
+    ) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.name = name
+        self.kind = kind
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.attributes = attributes if attributes is not None else {}
+        self.events = events if events is not None else []
+        self.links = links if links is not None else []
+        self.status_code = status_code
+        self.status_message = status_message
+        self.resource = resource if resource is not None else Resource({})
+        self.scope_name = scope_name
+        self.scope_version = scope_version
+        self.trace_state = trace_state
+        self.children: list[Span] = []
+        self.parent: Span | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        return max(0, self.end_ns - self.start_ns)
+
+    @property
+    def service(self) -> str:
+        return self.resource.service
+
+    @property
+    def is_process(self) -> bool:
+        """A process span (written by otel-run for each process of the tree)."""
+        return self.scope_name == SCOPE and "process.parent_pid" in self.attributes
+
+    @property
+    def is_run(self) -> bool:
+        return RUN_ID in self.attributes
+
+    @property
+    def unfinished(self) -> bool:
+        return bool(self.attributes.get(UNFINISHED))
+
+    def __repr__(self) -> str:
+        return f"Span({self.name!r}, {self.span_id}, parent={self.parent_id})"
+
+
+class Trace:
+    """All spans of one trace id, linked into a tree."""
+
+    __slots__ = ("trace_id", "spans", "by_id", "roots", "warnings")
+
+    def __init__(self, trace_id: str, spans: list[Span], warnings: list[str] | None = None) -> None:
+        self.trace_id = trace_id
+        self.spans = spans
+        self.warnings = warnings if warnings is not None else []
+        self.by_id = {s.span_id: s for s in spans}
+        self.roots: list[Span] = []
+        for span in spans:
+            span.children = []
+            span.parent = None
+        for span in spans:
+            parent = self.by_id.get(span.parent_id) if span.parent_id else None
+            if parent is not None and parent is not span:
+                span.parent = parent
+                parent.children.append(span)
+            else:
+                self.roots.append(span)
+        for span in spans:
+            span.children.sort(key=lambda s: (s.start_ns, s.end_ns))
+        self.roots.sort(key=lambda s: (s.start_ns, -s.end_ns))
+
+    @property
+    def start_ns(self) -> int:
+        return min((s.start_ns for s in self.spans), default=0)
+
+    @property
+    def end_ns(self) -> int:
+        return max((s.end_ns for s in self.spans), default=0)
+
+    @property
+    def processes(self) -> list[Span]:
+        return [s for s in self.spans if s.is_process]
+
+    def subtree(self, root: Span) -> list[Span]:
+        """``root`` and all its descendants, depth first."""
+        out: list[Span] = []
+        stack = [root]
+        while stack:
+            span = stack.pop()
+            out.append(span)
+            stack.extend(reversed(span.children))
+        return out
