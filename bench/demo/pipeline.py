@@ -50,8 +50,12 @@ def main() -> int:
                 port = f.read().strip()
             workers = [
                 subprocess.Popen(
-                    ["sh", "-c", f"{shlex.quote(sys.executable)} {shlex.quote(os.path.join(HERE, 'worker.py'))} "
-                     f"--port {port} --client {client} --calls 3"]
+                    [
+                        "sh",
+                        "-c",
+                        f"{shlex.quote(sys.executable)} {shlex.quote(os.path.join(HERE, 'worker.py'))} "
+                        f"--port {port} --client {client} --calls 3",
+                    ]
                 )
                 for client in ("requests", "httpx", "urllib3")
             ]

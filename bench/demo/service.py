@@ -41,7 +41,7 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return None
 
 

@@ -1,6 +1,6 @@
 """A demo worker: calls the service with one HTTP client library.
 
-    python worker.py --port N --client requests|httpx|urllib3 [--calls 3] [--ms 5]
+python worker.py --port N --client requests|httpx|urllib3 [--calls 3] [--ms 5]
 """
 
 from __future__ import annotations

@@ -11,8 +11,20 @@ from otel_run.store._model import Span, Trace
 class ProcessTotal:
     """One process of the tree."""
 
-    __slots__ = ("span", "pid", "service", "name", "wall_ns", "startup_ns", "cpu_user", "cpu_system", "max_rss",
-                 "exit_code", "spans", "depth")
+    __slots__ = (
+        "cpu_system",
+        "cpu_user",
+        "depth",
+        "exit_code",
+        "max_rss",
+        "name",
+        "pid",
+        "service",
+        "span",
+        "spans",
+        "startup_ns",
+        "wall_ns",
+    )
 
     def __init__(self, span: Span, spans: int, depth: int) -> None:
         attrs = span.attributes

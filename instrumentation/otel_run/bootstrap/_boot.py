@@ -35,7 +35,7 @@ import sys
 from time import time_ns
 
 from otel_run import __version__, _env
-from otel_run.bootstrap._redact import redact_args, redact_value
+from otel_run.bootstrap._redact import redact_args, redact_value, remember_environment
 
 TYPE_CHECKING = False  # ``typing`` costs milliseconds to import; mypy still sees this
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ def command_name(args: list[str]) -> str:
     """Short span name for a command line: ``pytest -x tests``, ``sh -c …``."""
     if not args:
         return "process"
-    words = [os.path.basename(args[0])] + list(args[1:])
+    words = [os.path.basename(args[0]), *args[1:]]
     name = " ".join(" ".join(redact_args(words)).split())
     return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
 
@@ -339,6 +339,7 @@ class Process:
         self.exception: BaseException | None = None
         self.exec_args: list[str] | None = None
         self.fork_pending: tuple[int, str] | None = None
+        self.fork_parent: str | None = None
         self.exit_callbacks: list[Callable[[], None]] = []
         self.fork_callbacks: list[Callable[[], None]] = []
         self.resource: dict[str, Any] = {}
@@ -405,7 +406,7 @@ class Process:
     def write_start(self) -> None:
         attrs = self.span_attributes()
         attrs[RECORD_KEY] = RECORD_START
-        events = [("python.started", self.boot_ns, {})]
+        events: list[tuple[str, int, Mapping[str, Any]]] = [("python.started", self.boot_ns, {})]
         self._write(self.start_ns, self.start_ns, attrs, events, (STATUS_UNSET, ""))
 
     def finish(self, exit_code: int | None = None) -> None:
@@ -468,6 +469,7 @@ class Process:
         self.pid = os.getpid()
         self.span_id = derived_span_id(self.trace_id, os.getppid(), self.pid)
         self.parent_id = parent_id
+        self.fork_parent = parent_id  # spans the child starts under it belong under us
         self.start_ns = fork_ns
         self.boot_ns = fork_ns
         self.claimed = False
@@ -553,7 +555,6 @@ def with_site_dir(pythonpath: str | None) -> str:
 
 def start(environ: MutableMapping[str, str], site_dir: str) -> None:
     """Bootstrap this process (called once by ``sitecustomize``)."""
-    global PROCESS
     _forget_site_dir(site_dir)
     try:
         if PROCESS is None and environ.get(_env.OTEL_SDK_DISABLED, "").strip().lower() != "true":
@@ -570,6 +571,7 @@ def _start(environ: MutableMapping[str, str]) -> None:
         debug("no OTEL_RUN_STORE or valid TRACEPARENT: not tracing this process")
         return
     trace_id, parent_id, _flags = context
+    remember_environment(environ)
     process = Process(environ, store, trace_id, parent_id)
     process.adopt(environ.get(_env.OTEL_RUN_PROCESS))
     process.describe()
@@ -633,7 +635,7 @@ class PostImportFinder:
         loader = getattr(spec, "loader", None)
         if loader is None or not hasattr(loader, "exec_module"):
             return spec
-        spec.loader = _HookLoader(loader, self, fullname)
+        spec.loader = _HookLoader(loader, self, fullname)  # type: ignore[assignment]
         return spec
 
     def fire(self, fullname: str, module: Any) -> None:
@@ -684,7 +686,7 @@ def _wrap_exits(process: Process) -> None:
     original_hook = sys.excepthook
     original_os_exit = os._exit
 
-    def exit(status: object = None) -> None:  # noqa: A001 - mirrors sys.exit
+    def exit(status: Any = None) -> None:
         process.exit_status = status
         original_exit(status)
 
@@ -700,9 +702,9 @@ def _wrap_exits(process: Process) -> None:
             debug(f"writing the process span failed: {exc!r}")
         original_os_exit(code)
 
-    sys.exit = exit
+    sys.exit = exit  # type: ignore[assignment]
     sys.excepthook = excepthook
-    os._exit = os_exit
+    os._exit = os_exit  # type: ignore[assignment]
 
 
 def _wrap_exec() -> None:

@@ -12,7 +12,10 @@ arguments, span and event attributes, URLs. What is removed:
 * ``Bearer``/``Basic``/``Token`` credentials;
 * URL user-info and query parameters with a credential name (and the ones the
   HTTP semantic conventions list: ``AWSAccessKeyId``, ``Signature``, ``sig``,
-  ``X-Goog-Signature``).
+  ``X-Goog-Signature``);
+* the values of the process's environment variables that have a credential
+  name (:func:`remember_environment`), wherever they turn up (an exception
+  message that quotes a token, a URL built from one).
 
 The replacement is ``REDACTED``, as in the semantic conventions' ``url.full``.
 This module is loaded by the bootstrap of every traced process, so it uses only
@@ -20,6 +23,10 @@ This module is loaded by the bootstrap of every traced process, so it uses only
 """
 
 from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 REDACTED = "REDACTED"
 
@@ -53,7 +60,6 @@ _SECRET_SEGMENTS = frozenset(
         "secret",
         "password",
         "passwd",
-        "pwd",
         "passphrase",
         "credential",
         "credentials",
@@ -66,7 +72,9 @@ _SECRET_SEGMENTS = frozenset(
     }
 )
 _SECRET_SUFFIXES = ("token", "secret", "password", "apikey", "passwd")
+_MIN_KNOWN_SECRET = 8
 _name_cache: dict[str, bool] = {}
+_known_secrets: list[str] = []
 
 
 def is_secret_name(name: str) -> bool:
@@ -94,15 +102,28 @@ def is_secret_name(name: str) -> bool:
     return secret
 
 
+def remember_environment(environ: Mapping[str, str]) -> None:
+    """Learn the values of credential-named variables, to redact them anywhere."""
+    for name, value in environ.items():
+        if len(value) >= _MIN_KNOWN_SECRET and is_secret_name(name) and value not in _known_secrets:
+            _known_secrets.append(value)
+    _known_secrets.sort(key=len, reverse=True)
+
+
 def redact_text(text: str) -> str:
     """Remove credentials found anywhere in a free text (a shell command line,
     an exception message, a URL, a header value)."""
     if len(text) < 8:
         return text
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
     if "://" in text:
         text = _redact_urls(text)
     if "=" in text or ":" in text:
         text = _redact_assignments(text)
+    if "--" in text:
+        text = _redact_flags(text)
     if _KEY_PREFIX_FIRST.intersection(text):
         text = _redact_key_shapes(text)
     if " " in text:
@@ -143,6 +164,31 @@ def redact_args(args: list[str] | tuple[str, ...]) -> list[str]:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _redact_flags(text: str) -> str:
+    """``--password VALUE`` inside a text (a shell script, a logged command)."""
+    pos = text.find("--")
+    while pos != -1:
+        name_end = pos + 2
+        while name_end < len(text) and text[name_end] in _WORD:
+            name_end += 1
+        name = text[pos:name_end]
+        if name_end < len(text) and text[name_end] == " " and len(name) > 2 and is_secret_name(name):
+            start = name_end + 1
+            while start < len(text) and text[start] == " ":
+                start += 1
+            quoted = start < len(text) and text[start] in "\"'"
+            if quoted:
+                start += 1
+            end = start
+            while end < len(text) and text[end] not in (_VALUE_END if not quoted else "\"'"):
+                end += 1
+            if end > start:
+                text = text[:start] + REDACTED + text[end:]
+                name_end = start + len(REDACTED)
+        pos = text.find("--", name_end)
+    return text
 
 
 def _redact_key_shapes(text: str) -> str:
@@ -209,10 +255,9 @@ def _redact_assignments(text: str) -> str:
             name_start -= 1
         name = text[name_start:name_end]
         value_start = eq + 1
-        if sep == ":":
-            if value_start >= n or text[value_start] not in " \"'":
-                pos = eq + 1
-                continue
+        if sep == ":" and (value_start >= n or text[value_start] not in " \"'"):
+            pos = eq + 1
+            continue
         while value_start < n and text[value_start] == " ":
             value_start += 1
         if value_start < n and text[value_start] in "\"'":

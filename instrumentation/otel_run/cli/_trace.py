@@ -32,7 +32,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="otel-trace", description="Look at, export and send the runs otel-run stored.")
-    parser.add_argument("--store", metavar="DIR", help="store directory (default: $OTEL_RUN_STORE or ~/.local/share/otel-run)")
+    parser.add_argument(
+        "--store", metavar="DIR", help="store directory (default: $OTEL_RUN_STORE or ~/.local/share/otel-run)"
+    )
     parser.add_argument("-V", "--version", action="version", version=f"otel-trace {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -85,25 +87,28 @@ def _list(store: Store, args: argparse.Namespace) -> int:
     if not runs:
         _err(f"no runs in {store.root}" + (f" with label {args.label!r}" if args.label else ""))
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    import shutil
 
-    table = Table(box=None, pad_edge=False)
-    for col, justify in (("run", "left"), ("started", "left"), ("wall", "right"), ("exit", "right"),
-                         ("procs", "right"), ("spans", "right"), ("label", "left"), ("command", "left")):
-        table.add_column(col, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+    rows = [("RUN", "STARTED", "WALL", "EXIT", "PROCS", "SPANS", "LABEL", "COMMAND")]
     for run in runs:
-        table.add_row(
-            run.run_id[:8],
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.start_ns / 1e9)),
-            f"{run.wall_ms / 1000:.3f} s" if run.wall_ms is not None else "running?",
-            "" if run.exit_code is None else str(run.exit_code),
-            "" if run.processes is None else str(run.processes),
-            "" if run.spans is None else str(run.spans),
-            run.label or "",
-            " ".join(run.command),
+        rows.append(
+            (
+                run.run_id[:8],
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.start_ns / 1e9)),
+                f"{run.wall_ms / 1000:.3f}s" if run.wall_ms is not None else "running?",
+                "" if run.exit_code is None else str(run.exit_code),
+                "" if run.processes is None else str(run.processes),
+                "" if run.spans is None else str(run.spans),
+                run.label or "-",
+                " ".join(run.command),
+            )
         )
-    Console().print(table)
+    widths = [max(len(row[i]) for row in rows) for i in range(7)]
+    width = shutil.get_terminal_size((120, 24)).columns
+    for row in rows:
+        cells = [row[i].rjust(widths[i]) if i in (2, 3, 4, 5) else row[i].ljust(widths[i]) for i in range(7)]
+        line = "  ".join(cells) + "  " + row[7]
+        _out(line if len(line) <= width else line[: width - 1] + "…")
     return 0
 
 

@@ -44,12 +44,33 @@ def to_chrome(trace: Trace) -> dict[str, Any]:
             ppid = _pid(parent)
             ptid = _int(parent.attributes.get("thread.id")) or ppid
             start = (max(span.start_ns, parent.start_ns) - t0) / 1000
-            events.append({"name": "spawn" if span.is_process else "call", "cat": "flow", "ph": "s", "id": flow,
-                           "pid": ppid, "tid": ptid, "ts": start})
-            events.append({"name": "spawn" if span.is_process else "call", "cat": "flow", "ph": "f", "bp": "e",
-                           "id": flow, "pid": pid, "tid": tid, "ts": (span.start_ns - t0) / 1000})
-    meta = [{"name": "process_name", "ph": "M", "pid": pid, "tid": pid, "args": {"name": name}}
-            for pid, name in names.items()]
+            events.append(
+                {
+                    "name": "spawn" if span.is_process else "call",
+                    "cat": "flow",
+                    "ph": "s",
+                    "id": flow,
+                    "pid": ppid,
+                    "tid": ptid,
+                    "ts": start,
+                }
+            )
+            events.append(
+                {
+                    "name": "spawn" if span.is_process else "call",
+                    "cat": "flow",
+                    "ph": "f",
+                    "bp": "e",
+                    "id": flow,
+                    "pid": pid,
+                    "tid": tid,
+                    "ts": (span.start_ns - t0) / 1000,
+                }
+            )
+    meta = [
+        {"name": "process_name", "ph": "M", "pid": pid, "tid": pid, "args": {"name": name}}
+        for pid, name in names.items()
+    ]
     return {
         "traceEvents": meta + events,
         "displayTimeUnit": "ms",

@@ -11,7 +11,7 @@ from otel_run.store._model import Span, Trace
 def to_otlp_json(trace: Trace) -> dict[str, Any]:
     resources: dict[str, tuple[Any, dict[tuple[str, str | None], list[dict[str, Any]]]]] = {}
     for span in sorted(trace.spans, key=lambda s: s.start_ns):
-        resource, scopes = resources.setdefault(span.resource.key, (span.resource, {}))
+        _resource, scopes = resources.setdefault(span.resource.key, (span.resource, {}))
         scopes.setdefault((span.scope_name, span.scope_version), []).append(_span(span))
     return {
         "resourceSpans": [
@@ -56,9 +56,11 @@ def _span(span: Span) -> dict[str, Any]:
             for link in span.links
         ]
     if span.status_code:
-        out["status"] = {"code": span.status_code, "message": span.status_message} if span.status_message else {
-            "code": span.status_code
-        }
+        out["status"] = (
+            {"code": span.status_code, "message": span.status_message}
+            if span.status_message
+            else {"code": span.status_code}
+        )
     return out
 
 

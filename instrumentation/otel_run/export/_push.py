@@ -35,10 +35,16 @@ def push_run(store: Store, ref: str | None, environ: Mapping[str, str], *, endpo
 def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
     """Send a trace; returns where it went."""
     protocol = (
-        environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) or environ.get(_env.OTEL_EXPORTER_OTLP_PROTOCOL) or "http/protobuf"
+        environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
+        or environ.get(_env.OTEL_EXPORTER_OTLP_PROTOCOL)
+        or "http/protobuf"
     ).strip()
     timeout = _timeout(environ)
-    target = endpoint or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT)
+    target = (
+        endpoint
+        or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+        or environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT)
+    )
     if not target:
         raise OtelRunError("no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT or pass --endpoint")
     if not trace.spans:
@@ -87,9 +93,7 @@ def _exporter(protocol: str, endpoint: str | None, target: str, timeout: float) 
             return HttpExporter(endpoint=url, timeout=timeout), f"{url or target} (OTLP/HTTP)"
     except ImportError as exc:
         raise OtelRunError(f"the OTLP exporter for {protocol} is not installed ({exc.name})") from exc
-    raise OtelRunError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)"
-    )
+    raise OtelRunError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)")
 
 
 def to_readable_span(span: Span) -> Any:

@@ -56,14 +56,17 @@ def ensure_provider() -> Any:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
-        class RunIdGenerator(RandomIdGenerator):
+        run_trace_id = int(process.trace_id, 16)
+
+        class RunIdGenerator(RandomIdGenerator):  # type: ignore[misc]
             """Spans with no parent join the run's trace."""
 
             def generate_trace_id(self) -> int:
-                return int(process.trace_id, 16)
+                return run_trace_id
 
-        processor = OtlpJsonLinesProcessor(process)
+        processor: Any = OtlpJsonLinesProcessor(process)
         current = trace.get_tracer_provider()
+        provider: Any
         if isinstance(current, trace.ProxyTracerProvider):
             provider = TracerProvider(resource=Resource(process.resource), id_generator=RunIdGenerator())
             provider.add_span_processor(processor)
@@ -82,7 +85,7 @@ def ensure_provider() -> Any:
 
 def _import_sdk(environ: Any) -> None:
     try:
-        import opentelemetry.sdk.trace  # noqa: F401
+        import opentelemetry.sdk.trace
     except ImportError:
         # A Python outside otel-run's environment: borrow otel-run's libraries,
         # after the program's own (appended, never prepended).
@@ -240,6 +243,8 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
     parent = span.parent
     if parent is not None:
         parent_id: str | None = "%016x" % parent.span_id
+        if parent_id == process.fork_parent:
+            parent_id = process.span_id  # started in a forked child under the span it inherited
     elif trace_id == process.trace_id:
         parent_id = process.span_id  # a parentless span in our trace hangs under the process
     else:

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
         def detach_all(self) -> None: ...
 
 
-_ENV_INDEX = 9  # position of ``env`` in Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env, ...)
+# positions in Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env, ...)
+_ENV_INDEX = 9
 _SHELL_INDEX = 7
 _CALL_ATTR = "_otel_run_call"
 
@@ -56,20 +57,20 @@ class Call:
     """One ``Popen``: what the parent knows about the child."""
 
     __slots__ = (
-        "span_id",
-        "parent_id",
-        "child_span_id",
-        "start_ns",
-        "spawned_ns",
-        "end_ns",
         "argv",
-        "shell",
+        "child_span_id",
+        "detached",
+        "end_ns",
+        "error",
+        "handle",
+        "parent_id",
         "pid",
         "returncode",
         "rusage",
-        "error",
-        "detached",
-        "handle",
+        "shell",
+        "span_id",
+        "spawned_ns",
+        "start_ns",
     )
 
     def __init__(self, argv: list[str], shell: bool) -> None:
@@ -156,9 +157,7 @@ class BootRecorder:
         call.span_id = _boot.new_span_id()
         call.child_span_id = _boot.new_span_id()
         base = os.environ if env is None else env
-        new_env = _boot.child_environment(
-            base, call.child_span_id, call.span_id, os.getpid(), "c", time_ns()
-        )
+        new_env = _boot.child_environment(base, call.child_span_id, call.span_id, os.getpid(), "c", time_ns())
         with self._lock:
             self._open[id(call)] = call
         return new_env
@@ -171,7 +170,7 @@ class BootRecorder:
             return
         process.ensure()
         end = call.end_ns or time_ns()
-        events = [("spawned", call.spawned_ns, {})] if call.spawned_ns else []
+        events: list[tuple[str, int, Mapping[str, Any]]] = [("spawned", call.spawned_ns, {})] if call.spawned_ns else []
         if call.error is not None:
             events.append(("exception", end, _exception_attributes(call.error)))
         call_span = _boot.span_json(
@@ -412,4 +411,3 @@ def _safe(fn: Callable[[Call], None], call: Call) -> None:
         fn(call)
     except Exception as exc:
         _boot.debug(f"subprocess span not written: {exc!r}")
-

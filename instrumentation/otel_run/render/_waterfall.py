@@ -46,8 +46,10 @@ def _header(trace: Trace, run: Run | None, root: Span) -> Text:
         exit_code = run.exit_code
         if exit_code is not None:
             text.append(f"  exit {exit_code}", style="red" if exit_code else "green")
-    text.append(f"\n{_ms(root.duration_ns)} wall · {len(trace.spans)} spans · "
-                f"{sum(1 for s in trace.spans if s.is_process)} processes")
+    text.append(
+        f"\n{_ms(root.duration_ns)} wall · {len(trace.spans)} spans · "
+        f"{sum(1 for s in trace.spans if s.is_process)} processes"
+    )
     errors = sum(1 for s in trace.spans if s.status_code == 2)
     if errors:
         text.append(f" · {errors} with errors", style="red")
@@ -100,11 +102,25 @@ def _bar(span: Span, t0: int, total: int, width: int, colour: str) -> Text:
 
 def _processes(trace: Trace, colours: dict[str, str]) -> Table:
     table = Table(title="processes", title_justify="left", box=None, pad_edge=False)
-    for col, justify in (("pid", "right"), ("process", "left"), ("service", "left"), ("wall", "right"),
-                         ("start-up", "right"), ("cpu user", "right"), ("cpu sys", "right"), ("max rss", "right"),
-                         ("spans", "right"), ("exit", "right")):
-        table.add_column(col, justify=justify, no_wrap=True, overflow="ellipsis",  # type: ignore[arg-type]
-                         max_width=40 if col == "process" else None)
+    for col, justify in (
+        ("pid", "right"),
+        ("process", "left"),
+        ("service", "left"),
+        ("wall", "right"),
+        ("start-up", "right"),
+        ("cpu user", "right"),
+        ("cpu sys", "right"),
+        ("max rss", "right"),
+        ("spans", "right"),
+        ("exit", "right"),
+    ):
+        table.add_column(
+            col,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=40 if col == "process" else None,
+        )
     for p in process_totals(trace):
         table.add_row(
             str(p.pid or ""),
@@ -132,8 +148,9 @@ def _critical(root: Span, colours: dict[str, str]) -> Group:
     for span, ns in path:
         if ns * 200 < total:  # under 0.5 %: noise in this view
             continue
-        table.add_row(span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns),
-                      f"{100 * ns / total:.1f}%")
+        table.add_row(
+            span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns), f"{100 * ns / total:.1f}%"
+        )
     return Group(table)
 
 
@@ -144,8 +161,9 @@ def _top(trace: Trace, colours: dict[str, str], top: int) -> Table:
     table.add_column("self", justify="right")
     table.add_column("total", justify="right")
     for span, ns in top_self_time(trace, top):
-        table.add_row(span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns),
-                      _ms(span.duration_ns))
+        table.add_row(
+            span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns), _ms(span.duration_ns)
+        )
     return table
 
 

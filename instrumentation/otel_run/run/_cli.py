@@ -50,7 +50,7 @@ options:
 
 
 class Options:
-    __slots__ = ("command", "label", "service_name", "store", "export", "endpoint", "quiet", "help", "version")
+    __slots__ = ("command", "endpoint", "export", "help", "label", "quiet", "service_name", "store", "version")
 
     def __init__(self) -> None:
         self.command: list[str] = []
@@ -180,12 +180,18 @@ def run(opts: Options, environ: Mapping[str, str]) -> int:
     if tracing:
         finisher = _Finisher(opts, environ, store, trace_id, context[1] if context else None, root_id, child_id)
     if error is not None:
+        from otel_run.bootstrap._redact import remember_environment
+
+        remember_environment(environ)
         code, message = _spawn_error(opts.command[0], error)
         _say(f"otel-run: {message}")
         if finisher is not None:
             finisher.failed(code, message)
         return code
     if finisher is not None:
+        from otel_run.bootstrap._redact import remember_environment
+
+        remember_environment(environ)
         finisher.while_running()
     child.wait()
     if finisher is not None:
@@ -253,7 +259,7 @@ class _Finisher:
     def after(self, child: Child) -> None:
         try:
             self._after(child)
-        except BaseException as exc:  # noqa: BLE001 - even Ctrl-C here must not change the exit status
+        except BaseException as exc:
             _say(f"otel-run: warning: recording the run failed: {exc!r}")
 
     def _after(self, child: Child) -> None:
@@ -261,7 +267,9 @@ class _Finisher:
 
         record = self._record()
         exit_code = child.exit_code
-        error = f"killed by {child.signal_name}" if child.signal_name else (f"exit code {exit_code}" if exit_code else None)
+        error = (
+            f"killed by {child.signal_name}" if child.signal_name else (f"exit code {exit_code}" if exit_code else None)
+        )
         record.write_child_reap(child)
         end_ns = time_ns()
         record.write_root_end(end_ns, exit_code, error)

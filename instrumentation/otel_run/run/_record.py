@@ -119,9 +119,7 @@ class RunRecord:
             attrs["otel_run.process.cpu.user"] = round(ru.ru_utime, 6)
             attrs["otel_run.process.cpu.system"] = round(ru.ru_stime, 6)
             attrs["otel_run.process.max_rss"] = ru.ru_maxrss * 1024
-        resource = _boot.attributes_json(
-            {"service.name": os.path.basename(self.argv[0]), "process.pid": child.pid}
-        )
+        resource = _boot.attributes_json({"service.name": os.path.basename(self.argv[0]), "process.pid": child.pid})
         span = _boot.span_json(
             self.trace_id,
             self.child_id,
@@ -175,4 +173,3 @@ class RunRecord:
             "spans": spans,
             "processes": processes,
         }
-

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-import _signal  # not ``signal``: it imports ``enum``, milliseconds on otel-run's critical path
+import _signal  # type: ignore[import-not-found]  # not ``signal``: it imports ``enum``, milliseconds on otel-run's critical path
 import os
 from time import time_ns
 
@@ -33,7 +33,7 @@ _SI_KERNEL = 0x80
 class Child:
     """The supervised command."""
 
-    __slots__ = ("pid", "spawn_ns", "end_ns", "status", "rusage", "_mask", "_old_mask")
+    __slots__ = ("_mask", "_old_mask", "end_ns", "pid", "rusage", "spawn_ns", "status")
 
     def __init__(self) -> None:
         self.pid = 0

@@ -21,7 +21,6 @@ class _Context:
     object_pairs_hook = None
     parse_float = float
     parse_int = int
-    memo: dict[str, str] = {}
 
     @staticmethod
     def parse_constant(name: str) -> float:
@@ -33,7 +32,7 @@ _scan: Callable[[str, int], tuple[Any, int]] | None = None
 try:
     from _json import make_scanner as _make_scanner
 
-    _scan = _make_scanner(_Context())
+    _scan = _make_scanner(_Context())  # type: ignore[arg-type]
 except ImportError:
     pass
 

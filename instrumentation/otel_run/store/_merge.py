@@ -51,7 +51,7 @@ class FormatError(ValueError):
 def parse_request(obj: Any) -> Iterator[Span]:
     """The spans (possibly fragments) of one decoded ``ExportTraceServiceRequest``."""
     if not isinstance(obj, dict):
-        raise FormatError(f"expected a JSON object with 'resourceSpans', got {type(obj).__name__}")
+        raise FormatError(f"not OTLP JSON: expected an object with 'resourceSpans', got a {type(obj).__name__}")
     batches = obj.get("resourceSpans", obj.get("batches"))
     if batches is None:
         if "data" in obj or "traceEvents" in obj or "spans" in obj:
@@ -123,7 +123,9 @@ def _span(raw: Any, resource: Resource, scope_name: str, scope_version: str | No
             for e in raw.get("events") or []
         ],
         links=[
-            Link(decode_id(link["traceId"], 16), decode_id(link["spanId"], 8), decode_attributes(link.get("attributes")))
+            Link(
+                decode_id(link["traceId"], 16), decode_id(link["spanId"], 8), decode_attributes(link.get("attributes"))
+            )
             for link in raw.get("links") or []
             if "traceId" in link and "spanId" in link
         ],

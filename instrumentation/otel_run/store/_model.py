@@ -32,7 +32,7 @@ class Resource:
 
 
 class Event:
-    __slots__ = ("name", "time_ns", "attributes")
+    __slots__ = ("attributes", "name", "time_ns")
 
     def __init__(self, name: str, time_ns: int, attributes: dict[str, Any]) -> None:
         self.name = name
@@ -41,7 +41,7 @@ class Event:
 
 
 class Link:
-    __slots__ = ("trace_id", "span_id", "attributes")
+    __slots__ = ("attributes", "span_id", "trace_id")
 
     def __init__(self, trace_id: str, span_id: str, attributes: dict[str, Any]) -> None:
         self.trace_id = trace_id
@@ -53,24 +53,24 @@ class Span:
     """One span (fragments already merged)."""
 
     __slots__ = (
-        "trace_id",
-        "span_id",
-        "parent_id",
-        "name",
-        "kind",
-        "start_ns",
-        "end_ns",
         "attributes",
+        "children",
+        "end_ns",
         "events",
+        "kind",
         "links",
-        "status_code",
-        "status_message",
+        "name",
+        "parent",
+        "parent_id",
         "resource",
         "scope_name",
         "scope_version",
+        "span_id",
+        "start_ns",
+        "status_code",
+        "status_message",
+        "trace_id",
         "trace_state",
-        "children",
-        "parent",
     )
 
     def __init__(
@@ -140,7 +140,7 @@ class Span:
 class Trace:
     """All spans of one trace id, linked into a tree."""
 
-    __slots__ = ("trace_id", "spans", "by_id", "roots", "warnings")
+    __slots__ = ("by_id", "roots", "spans", "trace_id", "warnings")
 
     def __init__(self, trace_id: str, spans: list[Span], warnings: list[str] | None = None) -> None:
         self.trace_id = trace_id

@@ -24,20 +24,20 @@ class Run:
     """One otel-run invocation, as the index records it."""
 
     __slots__ = (
-        "run_id",
-        "trace_id",
-        "root_span_id",
         "command",
         "cwd",
-        "start_ns",
         "end_ns",
         "exit_code",
-        "label",
+        "finished",
         "git_commit",
         "host",
-        "spans",
+        "label",
         "processes",
-        "finished",
+        "root_span_id",
+        "run_id",
+        "spans",
+        "start_ns",
+        "trace_id",
     )
 
     def __init__(self, run_id: str) -> None:
@@ -135,7 +135,7 @@ class Store:
         matches = [r for r in runs if r.run_id.startswith(ref)] or [r for r in runs if r.trace_id.startswith(ref)]
         if not matches:
             raise StoreError(f"no run or trace {ref!r} in {self.root}")
-        if len({r.run_id for r in matches}) > 1 and not any(r.run_id == ref or r.trace_id == ref for r in matches):
+        if len({r.run_id for r in matches}) > 1 and not any(ref in (r.run_id, r.trace_id) for r in matches):
             raise StoreError(f"{ref!r} is ambiguous: {', '.join(r.run_id for r in matches[:5])}")
         return matches[-1]
 
@@ -202,7 +202,7 @@ def load_trace_file(path: str, trace_id: str | None = None) -> Trace:
 
 def _documents(lines: list[bytes]) -> Iterator[tuple[int, Any, str | None]]:
     """JSON lines, or a single (possibly pretty-printed) JSON document."""
-    if lines and lines[0].strip() in (b"{", b"[") or (len(lines) > 1 and not lines[0].rstrip().endswith(b"}")):
+    if (lines and lines[0].strip() in (b"{", b"[")) or (len(lines) > 1 and not lines[0].rstrip().endswith(b"}")):
         yield 1, loads(b"\n".join(lines)), None
         return
     for number, line in enumerate(lines, 1):
@@ -220,4 +220,4 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "not UTF-8 text"
     text = str(exc)
-    return text.split(":")[0] if ": line" in text else text
+    return text.split(":", maxsplit=1)[0] if ": line" in text else text

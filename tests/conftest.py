@@ -1,0 +1,138 @@
+"""Shared fixtures: real otel-run processes against a throw-away store."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from otel_run.store._model import Span, Trace
+from otel_run.store._store import Run, Store
+
+BIN = Path(sys.executable).parent
+OTEL_RUN = str(BIN / "otel-run")
+OTEL_TRACE = str(BIN / "otel-trace")
+PYTHON = sys.executable
+PYTHON_NAME = Path(PYTHON).name
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "bench" / "demo"
+
+# Variables that would make the test's own environment leak into what it checks.
+_SCRUB = (
+    "TRACEPARENT",
+    "TRACESTATE",
+    "BAGGAGE",
+    "OTEL_RUN_STORE",
+    "OTEL_RUN_PROCESS",
+    "OTEL_RUN_PYLIB",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "PYTHONPATH",
+)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env.update(extra)
+    return env
+
+
+class Runner:
+    """Runs otel-run and otel-trace against one store."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_env(**{"OTEL_RUN_STORE": str(self.store), **extra})
+
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: bytes | None = None,
+        timeout: float = 120,
+        quiet: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        cmd = [OTEL_RUN, *(["-q"] if quiet else []), *args]
+        return subprocess.run(cmd, env=env or self.env(), input=input, capture_output=True, timeout=timeout)
+
+    def trace_cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([OTEL_TRACE, *args], env=env or self.env(), capture_output=True, text=True, timeout=120)
+
+    def last(self) -> tuple[Run, Trace]:
+        store = Store(str(self.store))
+        run = store.find_run()
+        return run, store.load_trace(run.trace_id)
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Runner:
+    return Runner(tmp_path / "store")
+
+
+def by_name(trace: Trace, predicate: Callable[[Span], bool]) -> list[Span]:
+    return [s for s in trace.spans if predicate(s)]
+
+
+def one(trace: Trace, predicate: Callable[[Span], bool]) -> Span:
+    found = by_name(trace, predicate)
+    assert len(found) == 1, f"expected one span, found {found} in {trace.spans}"
+    return found[0]
+
+
+def settled_trace(runner: Runner, predicate: Callable[[Trace], bool], timeout: float = 10) -> tuple[Run, Trace]:
+    """The last run once ``predicate`` holds: spans from other processes (a
+    service) arrive when their flush timer fires, a fraction of a second later."""
+    holder: list[tuple[Run, Trace]] = []
+
+    def check() -> bool:
+        holder[:] = [runner.last()]
+        return predicate(holder[0][1])
+
+    wait_for(check, timeout, "spans from other processes")
+    return holder[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def service(runner: Runner, tmp_path: Path) -> Iterator[int]:
+    """The demo WSGI service (official OpenTelemetry middleware), traced by its
+    own otel-run into the same store; yields its port."""
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [OTEL_RUN, "-q", PYTHON, str(DEMO / "service.py"), "--port-file", str(port_file)],
+        # the secrets test checks that captured credentials are redacted
+        env=runner.env(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST="Authorization,X-Api-Key"),
+    )
+    try:
+        wait_for(port_file.exists, what="the service to listen")
+        yield int(port_file.read_text())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
