@@ -586,7 +586,7 @@ def _start(environ: MutableMapping[str, str]) -> None:
 def _install_hooks(process: Process, environ: Mapping[str, str]) -> None:
     import atexit
 
-    from otel_run.instrument._registry import triggers
+    from otel_run.bootstrap._registry import triggers
 
     disabled = {n.strip() for n in environ.get(_env.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "").split(",")}
     finder = PostImportFinder(triggers(disabled))

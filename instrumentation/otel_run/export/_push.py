@@ -34,11 +34,7 @@ def push_run(store: Store, ref: str | None, environ: Mapping[str, str], *, endpo
 
 def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
     """Send a trace; returns where it went."""
-    protocol = (
-        environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
-        or environ.get(_env.OTEL_EXPORTER_OTLP_PROTOCOL)
-        or "http/protobuf"
-    ).strip()
+    protocol = _protocol(environ)
     timeout = _timeout(environ)
     target = (
         endpoint
@@ -65,6 +61,21 @@ def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None
     return where
 
 
+def preload(environ: Mapping[str, str]) -> None:
+    """Import the exporter stack now: otel-run calls this while the command runs,
+    so the import does not add to the run's wall time."""
+    _exporter_class(_protocol(environ))
+    from opentelemetry.sdk.trace import ReadableSpan  # noqa: F401 - what to_readable_span builds
+
+
+def _protocol(environ: Mapping[str, str]) -> str:
+    return (
+        environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
+        or environ.get(_env.OTEL_EXPORTER_OTLP_PROTOCOL)
+        or "http/protobuf"
+    ).strip()
+
+
 def _timeout(environ: Mapping[str, str]) -> float:
     raw = environ.get(_env.OTEL_RUN_EXPORT_TIMEOUT)
     if not raw:
@@ -78,22 +89,29 @@ def _timeout(environ: Mapping[str, str]) -> float:
     return value
 
 
-def _exporter(protocol: str, endpoint: str | None, target: str, timeout: float) -> tuple[Any, str]:
+def _exporter_class(protocol: str) -> Any:
     try:
         if protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-            return GrpcExporter(endpoint=endpoint, timeout=timeout), f"{target} (OTLP/gRPC)"
+            return GrpcExporter
         if protocol in ("http/protobuf", "http"):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-            url = None
-            if endpoint:
-                url = endpoint.rstrip("/") + "/v1/traces" if endpoint.count("/") <= 2 else endpoint
-            return HttpExporter(endpoint=url, timeout=timeout), f"{url or target} (OTLP/HTTP)"
+            return HttpExporter
     except ImportError as exc:
         raise OtelRunError(f"the OTLP exporter for {protocol} is not installed ({exc.name})") from exc
     raise OtelRunError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)")
+
+
+def _exporter(protocol: str, endpoint: str | None, target: str, timeout: float) -> tuple[Any, str]:
+    exporter_class = _exporter_class(protocol)
+    if protocol == "grpc":
+        return exporter_class(endpoint=endpoint, timeout=timeout), f"{target} (OTLP/gRPC)"
+    url = None
+    if endpoint:
+        url = endpoint.rstrip("/") + "/v1/traces" if endpoint.count("/") <= 2 else endpoint
+    return exporter_class(endpoint=url, timeout=timeout), f"{url or target} (OTLP/HTTP)"
 
 
 def to_readable_span(span: Span) -> Any:

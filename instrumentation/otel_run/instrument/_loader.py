@@ -1,6 +1,6 @@
 """Loads an instrumentation the moment the library it instruments is imported.
 
-Called by the bootstrap's post-import hook (see :mod:`._registry`). Every load
+Called by the bootstrap's post-import hook (see :mod:`otel_run.bootstrap._registry`). Every load
 is itself recorded as a span (``otel-run load <name>``), so the tracer's own
 cost shows in the trace it produces instead of hiding in the program's time.
 Failures are logged (``OTEL_RUN_DEBUG=1``) and never reach the program.
@@ -12,7 +12,7 @@ import importlib
 from time import time_ns
 
 from otel_run.bootstrap import _boot
-from otel_run.instrument._registry import INSTRUMENTATIONS
+from otel_run.bootstrap._registry import INSTRUMENTATIONS
 
 _loaded: set[str] = set()
 

@@ -244,6 +244,10 @@ class _Finisher:
             record.write_root_start()
             record.append_index(record.index_start())
             record.git_commit = head_commit(record.cwd)
+            if _wants_export(self.opts, self.environ):
+                from otel_run.export._push import preload
+
+                preload(self.environ)  # the exporter stack loads while the command runs
 
         _safely(work)
 

@@ -1,0 +1,191 @@
+"""Start-up cost of tracing: bare vs otel-run vs opentelemetry-instrument.
+
+    .venv/bin/python bench/startup.py [--runs 40] [--out results/startup.md]
+
+Runs hyperfine (Debian package ``hyperfine``) side by side, one invocation per
+workload so the variants interleave under the same machine conditions:
+
+* ``python -c pass`` and ``codeflash --version`` (codeflash pinned from PyPI);
+* bare; under ``otel-run`` (embedded store, the default); under ``otel-run``
+  also exporting over OTLP; under ``opentelemetry-instrument`` configured with
+  the OTLP exporter as a user would (``opentelemetry-distro`` defaults).
+
+The OTLP endpoint is a real collector, rotel, listening on loopback and
+discarding what it receives (``--exporter blackhole``), so exporters do not
+measure connection errors. Our package is byte-compiled first (an editable
+install under ``PYTHONDONTWRITEBYTECODE`` would otherwise recompile it in every
+process, which no real install does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=40, help="hyperfine --min-runs (default 40)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--out", default=str(REPO / "results" / "startup.md"))
+    args = parser.parse_args(argv)
+    if shutil.which("hyperfine") is None:
+        print("bench/startup.py: hyperfine is not installed (apt-get install hyperfine)", file=sys.stderr)
+        return 2
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "instrumentation")], check=True, stdout=subprocess.DEVNULL
+    )
+    python, codeflash = str(BIN / "python"), str(BIN / "codeflash")
+    otel_run, instrument = str(BIN / "otel-run"), str(BIN / "opentelemetry-instrument")
+    with tempfile.TemporaryDirectory() as tmp, _collector() as (grpc, http):
+        store = os.path.join(tmp, "store")
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE"))}
+        base_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env_files = {
+            "bare": {},
+            "otel-run": {"OTEL_RUN_STORE": store},
+            "otel-run+otlp": {"OTEL_RUN_STORE": store, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http}"},
+            "opentelemetry-instrument": {
+                "OTEL_SERVICE_NAME": "bench",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc}",
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            },
+        }
+        prefixes = {
+            "bare": [],
+            "otel-run": [otel_run],
+            "otel-run+otlp": [otel_run],
+            "opentelemetry-instrument": [instrument],
+        }
+        workloads = {"python -c pass": [python, "-c", "pass"], "codeflash --version": [codeflash, "--version"]}
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        for workload, cmd in workloads.items():
+            commands, names = [], []
+            for variant, prefix in prefixes.items():
+                env = " ".join(f"{k}={v}" for k, v in env_files[variant].items())
+                commands.append(f"env {env} {' '.join(prefix + cmd)}" if env else " ".join(["env", *prefix, *cmd]))
+                names.append(variant)
+            out = os.path.join(tmp, "h.json")
+            hyperfine = [
+                "hyperfine",
+                "-N",
+                "--warmup",
+                str(args.warmup),
+                "--min-runs",
+                str(args.runs),
+                "--export-json",
+                out,
+            ]
+            for name, command in zip(names, commands, strict=True):
+                hyperfine += ["-n", name, command]
+            print(f"== {workload}", file=sys.stderr)
+            subprocess.run(hyperfine, env=base_env, check=True, stdout=sys.stderr)
+            with open(out) as f:
+                data = json.load(f)
+            results[workload] = {
+                r["command"]: {
+                    "mean": r["mean"] * 1e3,
+                    "stddev": r["stddev"] * 1e3,
+                    "median": r["median"] * 1e3,
+                    "user": r["user"] * 1e3,
+                    "system": r["system"] * 1e3,
+                    "runs": len(r["times"]),
+                }
+                for r in data["results"]
+            }
+    report = _report(results, args)
+    Path(args.out).write_text(report)
+    print(report)
+    return 0
+
+
+def _report(results: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace) -> str:
+    from importlib.metadata import version
+
+    lines = [
+        "# Start-up: bare vs otel-run vs opentelemetry-instrument",
+        "",
+        "Made by `make bench` (`.venv/bin/python bench/startup.py"
+        + (f" --runs {args.runs}" if args.runs != 40 else "")
+        + "`): hyperfine `-N --warmup "
+        f"{args.warmup} --min-runs {args.runs}`, the variants of one workload interleaved in one hyperfine run. "
+        "Every command is started through `env` (same cost for all). The OTLP endpoint is rotel on loopback "
+        "discarding spans.",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}. codeflash {version('codeflash')}, opentelemetry-sdk "
+        f"{version('opentelemetry-sdk')}, opentelemetry-instrumentation {version('opentelemetry-instrumentation')}.",
+        "",
+        "| workload | variant | median ms | mean ± σ ms | user ms | sys ms | × bare (median) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for workload, variants in results.items():
+        bare = variants["bare"]["median"]
+        for name, r in variants.items():
+            lines.append(
+                f"| `{workload}` | {name} | {r['median']:.1f} | {r['mean']:.1f} ± {r['stddev']:.1f} | "
+                f"{r['user']:.1f} | {r['system']:.1f} | {r['median'] / bare:.2f}× |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+class _collector:
+    """rotel on loopback, discarding everything (a real OTLP peer)."""
+
+    def __enter__(self) -> tuple[int, int]:
+        import rotel
+
+        self.grpc, self.http = _free_port(), _free_port()
+        agent = Path(rotel.__file__).parent / "rotel-agent"
+        self.proc = subprocess.Popen(
+            [
+                str(agent),
+                "start",
+                "--otlp-grpc-endpoint",
+                f"127.0.0.1:{self.grpc}",
+                "--otlp-http-endpoint",
+                f"127.0.0.1:{self.http}",
+                "--exporter",
+                "blackhole",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while not (_listening(self.grpc) and _listening(self.http)):
+            if time.monotonic() > deadline:
+                raise SystemExit("rotel did not start")
+            time.sleep(0.05)
+        return self.grpc, self.http
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
