@@ -35,7 +35,7 @@ import sys
 from time import time_ns
 
 from otel_run import __version__, _env
-from otel_run.bootstrap._redact import redact_args, redact_value, remember_environment
+from otel_run.bootstrap._redact import is_secret_name, redact_args, redact_text, redact_value, remember_environment
 
 TYPE_CHECKING = False  # ``typing`` costs milliseconds to import; mypy still sees this
 if TYPE_CHECKING:
@@ -98,10 +98,32 @@ def any_value(value: Any, key: str = "") -> str:
     return '{"stringValue":' + json_str(redact_value(key, str(value))) + "}"
 
 
+_key_prefixes: dict[str, str] = {}
+
+
 def attributes_json(attributes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str:
-    """OTLP ``KeyValue`` list in JSON."""
-    items = attributes.items() if hasattr(attributes, "items") else attributes
-    return "[" + ",".join('{"key":' + json_str(k) + ',"value":' + any_value(v, k) + "}" for k, v in items) + "]"
+    """OTLP ``KeyValue`` list in JSON (the per-span hot path: keys' JSON is
+    cached, strings take the shortest route)."""
+    # the SDK's BoundedAttributes iterates in Python; its ``_dict`` in C
+    items = getattr(attributes, "_dict", attributes)
+    items = items.items() if hasattr(items, "items") else items
+    parts = []
+    append = parts.append
+    prefixes = _key_prefixes
+    for key, value in items:
+        prefix = prefixes.get(key)
+        if prefix is None:
+            # the prefix also remembers whether the key names a credential
+            prefix = ("!" if is_secret_name(key) else "") + '{"key":' + json_str(key) + ',"value":'
+            if len(prefixes) < 4096:
+                prefixes[key] = prefix
+        if prefix[0] == "!":
+            append(prefix[1:] + ('{"stringValue":"REDACTED"}}' if type(value) is str else any_value(value, key) + "}"))
+        elif type(value) is str:
+            append(prefix + '{"stringValue":' + json_str(redact_text(value)) + "}}")
+        else:
+            append(prefix + any_value(value, key) + "}")
+    return "[" + ",".join(parts) + "]"
 
 
 def span_json(
@@ -118,34 +140,29 @@ def span_json(
     status: tuple[int, str] = (STATUS_UNSET, ""),
 ) -> str:
     """One OTLP span in JSON."""
-    parts = [
-        '{"traceId":"',
+    head = '{"traceId":"%s","spanId":"%s",%s"name":%s,"kind":%d,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"' % (
         trace_id,
-        '","spanId":"',
         span_id,
-        '",',
-    ]
-    if parent_id:
-        parts += ['"parentSpanId":"', parent_id, '",']
-    parts += [
-        '"name":',
+        '"parentSpanId":"%s",' % parent_id if parent_id else "",
         json_str(name),
-        ',"kind":%d,"startTimeUnixNano":"%d","endTimeUnixNano":"%d","attributes":' % (kind, start_ns, end_ns),
-        attributes_json(attributes),
-    ]
-    evs = [
-        '{"timeUnixNano":"%d","name":%s,"attributes":%s}' % (t, json_str(n), attributes_json(a)) for n, t, a in events
-    ]
-    if evs:
-        parts += [',"events":[', ",".join(evs), "]"]
+        kind,
+        start_ns,
+        end_ns,
+    )
+    tail = ""
+    if events:
+        tail = ',"events":[%s]' % ",".join(
+            '{"timeUnixNano":"%d","name":%s,"attributes":%s}' % (t, json_str(n), attributes_json(a))
+            for n, t, a in events
+        )
     code, message = status
     if code:
-        parts.append(',"status":{"code":%d' % code)
-        if message:
-            parts += [',"message":', json_str(message)]
-        parts.append("}")
-    parts.append("}")
-    return "".join(parts)
+        tail += (
+            ',"status":{"code":%d,"message":%s}' % (code, json_str(message))
+            if message
+            else ',"status":{"code":%d}' % code
+        )
+    return head + ',"attributes":' + attributes_json(attributes) + tail + "}"
 
 
 def scope_json(name: str, version: str | None) -> str:

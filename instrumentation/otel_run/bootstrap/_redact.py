@@ -46,7 +46,6 @@ _KEY_PREFIXES = (
     ("hf_", 20),
     ("AKIA", 16),
 )
-_KEY_PREFIX_FIRST = frozenset(prefix[0] for prefix, _ in _KEY_PREFIXES)
 _AUTH_SCHEMES = ("bearer ", "basic ", "token ", "digest ")
 _URL_QUERY_ALWAYS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
 
@@ -73,7 +72,10 @@ _SECRET_SEGMENTS = frozenset(
 )
 _SECRET_SUFFIXES = ("token", "secret", "password", "apikey", "passwd")
 _MIN_KNOWN_SECRET = 8
+_CACHE_MAX = 8192  # distinct texts remembered (attribute values repeat: methods, hosts, routes)
+_CACHE_TEXT_MAX = 2048
 _name_cache: dict[str, bool] = {}
+_text_cache: dict[str, str] = {}
 _known_secrets: list[str] = []
 
 
@@ -108,6 +110,7 @@ def remember_environment(environ: Mapping[str, str]) -> None:
         if len(value) >= _MIN_KNOWN_SECRET and is_secret_name(name) and value not in _known_secrets:
             _known_secrets.append(value)
     _known_secrets.sort(key=len, reverse=True)
+    _text_cache.clear()
 
 
 def redact_text(text: str) -> str:
@@ -115,20 +118,27 @@ def redact_text(text: str) -> str:
     an exception message, a URL, a header value)."""
     if len(text) < 8:
         return text
+    cached = _text_cache.get(text)
+    if cached is not None:
+        return cached
+    out = text
     for secret in _known_secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    if "://" in text:
-        text = _redact_urls(text)
-    if "=" in text or ":" in text:
-        text = _redact_assignments(text)
-    if "--" in text:
-        text = _redact_flags(text)
-    if _KEY_PREFIX_FIRST.intersection(text):
-        text = _redact_key_shapes(text)
-    if " " in text:
-        text = _redact_auth_schemes(text)
-    return text
+        if secret in out:
+            out = out.replace(secret, REDACTED)
+    if "://" in out and ("@" in out or "?" in out):
+        out = _redact_urls(out)
+    if "=" in out or ": " in out or ":'" in out or ':"' in out:
+        out = _redact_assignments(out)
+    if "--" in out:
+        out = _redact_flags(out)
+    out = _redact_key_shapes(out)
+    if " " in out:
+        out = _redact_auth_schemes(out)
+    if len(text) <= _CACHE_TEXT_MAX:
+        if len(_text_cache) >= _CACHE_MAX:
+            _text_cache.clear()
+        _text_cache[text] = out
+    return out
 
 
 def redact_value(key: str, value: str) -> str:
@@ -193,6 +203,8 @@ def _redact_flags(text: str) -> str:
 
 def _redact_key_shapes(text: str) -> str:
     for prefix, min_rest in _KEY_PREFIXES:
+        if prefix not in text:
+            continue
         start = text.find(prefix)
         while start != -1:
             if start > 0 and text[start - 1] in _TOKEN_CHARS and text[start - 1] not in "-_":

@@ -198,16 +198,24 @@ class OtlpJsonLinesProcessor:
         process.ensure()
         # trace id -> resource json -> scope json -> encoded spans
         grouped: dict[str, dict[str, dict[str, list[str]]]] = {}
+        hex_ids: dict[int, str] = {}
+        last: tuple[Any, Any, list[str]] | None = None  # (resource, scope, spans list) of the previous span
         for span in spans:
             ctx = span.context
             if ctx is None:
                 continue
-            trace_id = "%032x" % ctx.trace_id
-            by_resource = grouped.setdefault(trace_id, {})
-            by_scope = by_resource.setdefault(self._resource_json(span.resource), {})
-            by_scope.setdefault(self._scope_json(span.instrumentation_scope), []).append(
-                encode_span(span, trace_id, process)
-            )
+            trace_id = hex_ids.get(ctx.trace_id)
+            if trace_id is None:
+                trace_id = hex_ids[ctx.trace_id] = "%032x" % ctx.trace_id
+            resource, scope = span.resource, span.instrumentation_scope
+            if last is not None and last[0] is resource and last[1] is scope and len(hex_ids) == 1:
+                bucket = last[2]  # consecutive spans of one process and library: the common case
+            else:
+                by_resource = grouped.setdefault(trace_id, {})
+                by_scope = by_resource.setdefault(self._resource_json(resource), {})
+                bucket = by_scope.setdefault(self._scope_json(scope), [])
+                last = (resource, scope, bucket)
+            bucket.append(encode_span(span, trace_id, process))
         for trace_id, by_resource in grouped.items():
             parts = []
             for resource_json, by_scope in by_resource.items():
@@ -250,7 +258,15 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
     else:
         parent_id = None
     status = span.status
-    events = [(e.name, e.timestamp, e.attributes or {}) for e in span.events]
+    # ``span.events``/``span.links`` copy the SDK's bounded lists into tuples on
+    # every access; the underlying lists are read directly when present.
+    raw_events = getattr(span, "_events", None)
+    if raw_events is None:
+        raw_events = span.events
+    events = [(e.name, e.timestamp, e.attributes or {}) for e in raw_events] if raw_events else ()
+    raw_links = getattr(span, "_links", None)
+    if raw_links is None:
+        raw_links = span.links
     encoded = _boot.span_json(
         trace_id,
         "%016x" % ctx.span_id,  # type: ignore[union-attr]
@@ -258,16 +274,17 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
         span.name,
         span.start_time or 0,
         span.end_time or span.start_time or 0,
-        span.attributes or {},
+        # the SDK's own attribute store, not the read-only proxy over it (iterates in Python)
+        getattr(span, "_attributes", None) or span.attributes or {},
         kind=span.kind.value + 1,
         events=events,
         status=(status.status_code.value, status.description or ""),
     )
-    if span.links:
+    if raw_links:
         links = ",".join(
             '{"traceId":"%032x","spanId":"%016x","attributes":%s}'
             % (link.context.trace_id, link.context.span_id, _boot.attributes_json(link.attributes or {}))
-            for link in span.links
+            for link in raw_links
         )
         encoded = encoded[:-1] + ',"links":[' + links + "]}"
     return encoded
