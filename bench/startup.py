@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/startup.py [--runs 40] [--out results/startup.md]
 
-Runs hyperfine (Debian package ``hyperfine``) side by side, one invocation per
-workload so the variants interleave under the same machine conditions:
+Runs hyperfine (Debian package ``hyperfine``) side by side. The machine's speed
+drifts over minutes and hyperfine runs all runs of one command before the next,
+so each workload is measured in rounds (every round runs every variant) and the
+rounds' times are pooled:
 
 * ``python -c pass`` and ``codeflash --version`` (codeflash pinned from PyPI);
 * bare; under ``otel-run`` (embedded store, the default); under ``otel-run``
@@ -37,7 +39,8 @@ BIN = Path(sys.executable).parent
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=40, help="hyperfine --min-runs (default 40)")
+    parser.add_argument("--runs", type=int, default=40, help="runs per variant over all rounds (default 40)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds (default 4)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--out", default=str(REPO / "results" / "startup.md"))
     args = parser.parse_args(argv)
@@ -77,38 +80,40 @@ def main(argv: list[str] | None = None) -> int:
                 env = " ".join(f"{k}={v}" for k, v in env_files[variant].items())
                 commands.append(f"env {env} {' '.join(prefix + cmd)}" if env else " ".join(["env", *prefix, *cmd]))
                 names.append(variant)
-            out = os.path.join(tmp, "h.json")
-            hyperfine = [
-                "hyperfine",
-                "-N",
-                "--warmup",
-                str(args.warmup),
-                "--min-runs",
-                str(args.runs),
-                "--export-json",
-                out,
-            ]
-            for name, command in zip(names, commands, strict=True):
-                hyperfine += ["-n", name, command]
-            print(f"== {workload}", file=sys.stderr)
-            subprocess.run(hyperfine, env=base_env, check=True, stdout=sys.stderr)
-            with open(out) as f:
-                data = json.load(f)
-            results[workload] = {
-                r["command"]: {
-                    "mean": r["mean"] * 1e3,
-                    "stddev": r["stddev"] * 1e3,
-                    "median": r["median"] * 1e3,
-                    "user": r["user"] * 1e3,
-                    "system": r["system"] * 1e3,
-                    "runs": len(r["times"]),
-                }
-                for r in data["results"]
-            }
+            pooled: dict[str, dict[str, list[float]]] = {n: {"times": [], "user": [], "system": []} for n in names}
+            per_round = max(2, -(-args.runs // args.rounds))
+            for round_no in range(args.rounds):
+                out = os.path.join(tmp, "h.json")
+                hyperfine = ["hyperfine", "-N", "--warmup", str(args.warmup), "--runs", str(per_round)]
+                hyperfine += ["--export-json", out]
+                for name, command in zip(names, commands, strict=True):
+                    hyperfine += ["-n", name, command]
+                print(f"== {workload}, round {round_no + 1}/{args.rounds}", file=sys.stderr)
+                subprocess.run(hyperfine, env=base_env, check=True, stdout=sys.stderr)
+                with open(out) as f:
+                    for r in json.load(f)["results"]:
+                        pooled[r["command"]]["times"] += r["times"]
+                        pooled[r["command"]]["user"] += [r["user"]] * len(r["times"])
+                        pooled[r["command"]]["system"] += [r["system"]] * len(r["times"])
+            results[workload] = {name: _stats(p) for name, p in pooled.items()}
     report = _report(results, args)
     Path(args.out).write_text(report)
     print(report)
     return 0
+
+
+def _stats(pooled: dict[str, list[float]]) -> dict[str, float]:
+    import statistics
+
+    times = [t * 1e3 for t in pooled["times"]]
+    return {
+        "mean": statistics.fmean(times),
+        "stddev": statistics.stdev(times),
+        "median": statistics.median(times),
+        "user": statistics.fmean(pooled["user"]) * 1e3,
+        "system": statistics.fmean(pooled["system"]) * 1e3,
+        "runs": len(times),
+    }
 
 
 def _report(results: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace) -> str:
@@ -119,10 +124,10 @@ def _report(results: dict[str, dict[str, dict[str, float]]], args: argparse.Name
         "",
         "Made by `make bench` (`.venv/bin/python bench/startup.py"
         + (f" --runs {args.runs}" if args.runs != 40 else "")
-        + "`): hyperfine `-N --warmup "
-        f"{args.warmup} --min-runs {args.runs}`, the variants of one workload interleaved in one hyperfine run. "
-        "Every command is started through `env` (same cost for all). The OTLP endpoint is rotel on loopback "
-        "discarding spans.",
+        + (f" --rounds {args.rounds}" if args.rounds != 4 else "")
+        + f"`): hyperfine `-N --warmup {args.warmup}`, {args.rounds} rounds of every variant, "
+        f"{args.runs} runs per variant pooled. Every command is started through `env` (same cost for all). "
+        "The OTLP endpoint is rotel on loopback, discarding what it receives.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}. codeflash {version('codeflash')}, opentelemetry-sdk "

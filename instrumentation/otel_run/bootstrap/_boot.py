@@ -30,6 +30,7 @@ Standard library only (``os``, ``sys``, ``time``, all loaded before ``site``).
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 from time import time_ns
@@ -99,6 +100,8 @@ def any_value(value: Any, key: str = "") -> str:
 
 
 _key_prefixes: dict[str, str] = {}
+_encoded: dict[tuple[str, Any], str] = {}
+_ENCODED_MAX = 8192
 
 
 def attributes_json(attributes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str:
@@ -107,10 +110,18 @@ def attributes_json(attributes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -
     # the SDK's BoundedAttributes iterates in Python; its ``_dict`` in C
     items = getattr(attributes, "_dict", attributes)
     items = items.items() if hasattr(items, "items") else items
-    parts = []
+    parts: list[str] = []
     append = parts.append
     prefixes = _key_prefixes
+    encoded = _encoded
     for key, value in items:
+        kind = type(value)
+        if kind is str or kind is int:
+            # attribute values repeat (methods, hosts, ports, status codes): their JSON is remembered
+            done = encoded.get((key, value))
+            if done is not None:
+                append(done)
+                continue
         prefix = prefixes.get(key)
         if prefix is None:
             # the prefix also remembers whether the key names a credential
@@ -118,11 +129,16 @@ def attributes_json(attributes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -
             if len(prefixes) < 4096:
                 prefixes[key] = prefix
         if prefix[0] == "!":
-            append(prefix[1:] + ('{"stringValue":"REDACTED"}}' if type(value) is str else any_value(value, key) + "}"))
-        elif type(value) is str:
-            append(prefix + '{"stringValue":' + json_str(redact_text(value)) + "}}")
+            text = prefix[1:] + ('{"stringValue":"REDACTED"}}' if kind is str else any_value(value, key) + "}")
+        elif kind is str:
+            text = prefix + '{"stringValue":' + json_str(redact_text(value)) + "}}"
         else:
-            append(prefix + any_value(value, key) + "}")
+            text = prefix + any_value(value, key) + "}"
+        if (kind is str and len(value) <= 256) or kind is int:
+            if len(encoded) >= _ENCODED_MAX:
+                encoded.clear()
+            encoded[(key, value)] = text
+        append(text)
     return "[" + ",".join(parts) + "]"
 
 
@@ -300,25 +316,35 @@ class SpanWriter:
 
     Each line goes out in one ``write(2)`` on an ``O_APPEND`` descriptor, which
     Linux applies atomically to a local file, so concurrent processes never
-    interleave inside a line.
+    interleave inside a line. Within a process a lock guards the descriptor
+    table, so a descriptor is never closed under a thread still writing to it
+    (a service may touch many traces; at most ``MAX_OPEN`` stay open).
     """
+
+    MAX_OPEN = 32
 
     def __init__(self, store: str) -> None:
         self.store = store
         self._dir = os.path.join(store, "traces")
         self._fds: dict[str, int] = {}
+        self._lock = _thread.allocate_lock()
 
     def path(self, trace_id: str) -> str:
         return os.path.join(self._dir, trace_id + ".jsonl")
 
     def write(self, trace_id: str, line: str) -> None:
         data = line.encode("utf-8", "backslashreplace") + b"\n"
-        fd = self._fds.get(trace_id)
-        if fd is None:
-            fd = self._open(trace_id)
-        while data:
-            written = os.write(fd, data)
-            data = data[written:]
+        with self._lock:
+            fd = self._fds.get(trace_id)
+            if fd is None:
+                fd = self._open(trace_id)
+            while data:
+                written = os.write(fd, data)
+                data = data[written:]
+
+    def after_fork(self) -> None:
+        """In a forked child: the lock may have been held by a thread that is gone."""
+        self._lock = _thread.allocate_lock()
 
     def _open(self, trace_id: str) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -327,10 +353,9 @@ class SpanWriter:
         except FileNotFoundError:
             os.makedirs(self._dir, exist_ok=True)
             fd = os.open(self.path(trace_id), flags, 0o644)
-        if len(self._fds) > 64:
-            for old in list(self._fds.values()):
-                os.close(old)
-            self._fds.clear()
+        if len(self._fds) >= self.MAX_OPEN:
+            oldest = next(iter(self._fds))
+            os.close(self._fds.pop(oldest))
         self._fds[trace_id] = fd
         return fd
 
@@ -845,6 +870,7 @@ def _before_fork() -> None:
 def _after_fork_in_child() -> None:
     process = PROCESS
     if process is not None:
+        process.writer.after_fork()
         process.fork_pending = (_fork_ns or time_ns(), _fork_parent or process.span_id)
 
 

@@ -58,7 +58,8 @@ def _header(trace: Trace, run: Run | None, root: Span) -> Text:
 
 def _waterfall(trace: Trace, root: Span, colours: dict[str, str], width: int, max_rows: int) -> Table:
     rows = _rows(trace, root)
-    t0, total = root.start_ns, max(1, trace.end_ns - root.start_ns)
+    t0 = min(span.start_ns for _, span in rows)
+    total = max(1, max(span.end_ns for _, span in rows) - t0)
     bar_width = max(10, min(50, width - 70))
     table = Table(title="waterfall", title_justify="left", box=None, pad_edge=False, show_header=True)
     table.add_column("span", no_wrap=True, overflow="ellipsis", max_width=max(30, width - bar_width - 30))
@@ -79,7 +80,8 @@ def _waterfall(trace: Trace, root: Span, colours: dict[str, str], width: int, ma
 
 def _rows(trace: Trace, root: Span) -> list[tuple[str, Span]]:
     out: list[tuple[str, Span]] = []
-    tops = [root] + [r for r in trace.roots if r is not root]
+    # the run's tree, then spans whose parent is missing (when the run is the trace's root)
+    tops = [root] + ([r for r in trace.roots if r is not root] if root in trace.roots else [])
 
     def visit(span: Span, lead: str, last: bool, top: bool) -> None:
         out.append(("" if top else lead + ("└─ " if last else "├─ "), span))
