@@ -1,6 +1,6 @@
 """Cost per span: otel-run's recording path vs the OpenTelemetry SDK with a no-op exporter.
 
-    .venv/bin/python bench/span_cost.py [pyperf options] [--report results/span_cost.md]
+    .venv/bin/python bench/span_cost.py [--rounds 40] [--spans 2000] [--report results/span_cost.md]
 
 Every variant makes the same span an HTTP client instrumentation makes (start as
 current, four attributes, one more on the way out, end) through an SDK
@@ -10,12 +10,15 @@ current, four attributes, one more on the way out, end) through an SDK
   an exporter that drops everything (the baseline of the goal);
 * ``sdk + SimpleSpanProcessor(no-op exporter)``;
 * ``sdk + otel-run store``: otel-run's processor, which encodes each span to
-  OTLP JSON (with redaction) and appends it to the store on disk; the timed
-  section includes the final flush, so encoding and writing are all counted;
+  OTLP JSON (with redaction) and appends it to the store on disk;
 * ``otel-run light span``: the record otel-run writes without the SDK for a
   process or subprocess span (encoding + write), for scale.
 
-pyperf runs each variant in fresh worker processes and calibrates loops.
+Each timed block ends with a flush, so encoding, writing and exporting are all
+counted. The variants run **interleaved in one process**: every round times
+every variant (in a shuffled order), and ratios are taken within a round. This
+machine's speed drifts by tens of percent over minutes; pyperf, which runs one
+benchmark after the other, gave 0.80x and then 1.49x for the same code.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import pyperf
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -131,37 +132,58 @@ VARIANTS = {
 }
 
 
-def main() -> None:
-    report = str(REPO / "results" / "span_cost.md")
-    if "--report" in sys.argv:
-        i = sys.argv.index("--report")
-        report = sys.argv[i + 1]
-        del sys.argv[i : i + 2]
-    runner = pyperf.Runner()
-    results = {}
-    for name, factory in VARIANTS.items():
-        results[name] = runner.bench_time_func(name, factory())
-    if runner.args.worker or not all(results.values()):
-        return
-    baseline = results["sdk + BatchSpanProcessor(no-op exporter)"].mean()
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import gc
+    import random
+    import statistics
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--spans", type=int, default=2000, help="spans per variant per round")
+    parser.add_argument("--report", default=str(REPO / "results" / "span_cost.md"))
+    args = parser.parse_args(argv)
+    runs = {name: factory() for name, factory in VARIANTS.items()}
+    for run in runs.values():  # warm-up: caches, lazy imports, file creation
+        run(args.spans)
+    per_span: dict[str, list[float]] = {name: [] for name in runs}
+    ratios: dict[str, list[float]] = {name: [] for name in runs}
+    baseline = next(iter(runs))
+    order = list(runs)
+    for _ in range(args.rounds):
+        random.shuffle(order)
+        this_round = {}
+        for name in order:
+            gc.collect()
+            this_round[name] = runs[name](args.spans) / args.spans
+        for name, seconds in this_round.items():
+            per_span[name].append(seconds * 1e6)
+            ratios[name].append(seconds / this_round[baseline])
+
+    def quartiles(values: list[float]) -> tuple[float, float, float]:
+        q = statistics.quantiles(values, n=4)
+        return q[0], statistics.median(values), q[2]
+
     lines = [
         "# Cost per span: otel-run's recording path vs the OpenTelemetry SDK",
         "",
-        f"Made by `make bench` (`.venv/bin/python bench/span_cost.py`), pyperf "
-        f"{pyperf.__version__}, {time.strftime('%Y-%m-%d')}, Python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} cores. The span: an HTTP client span (start as current, 4 attributes + 1, end). "
-        "The otel-run rows include encoding to OTLP JSON, redaction and the write to disk.",
+        f"Made by `make bench` (`.venv/bin/python bench/span_cost.py`), {time.strftime('%Y-%m-%d')}, "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores: {args.rounds} rounds x {args.spans} spans "
+        "per variant, variants interleaved in one process, ratios taken within each round. The span: an HTTP "
+        "client span (start as current, 4 attributes + 1, end); each timed block ends with a flush. The "
+        "otel-run rows include encoding to OTLP JSON, redaction and the write to disk.",
         "",
-        "| variant | µs per span (mean ± σ) | × SDK + batch no-op |",
+        f"| variant | µs per span, median (IQR) | × {baseline}, median (IQR) |",
         "|---|---:|---:|",
     ]
-    for name, bench in results.items():
-        lines.append(
-            f"| {name} | {bench.mean() * 1e6:.2f} ± {bench.stdev() * 1e6:.2f} | {bench.mean() / baseline:.2f}× |"
-        )
-    Path(report).write_text("\n".join(lines) + "\n")
+    for name in runs:
+        lo, mid, hi = quartiles(per_span[name])
+        rlo, rmid, rhi = quartiles(ratios[name])
+        lines.append(f"| {name} | {mid:.2f} ({lo:.2f}–{hi:.2f}) | {rmid:.2f}× ({rlo:.2f}–{rhi:.2f}) |")
+    Path(args.report).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,7 +12,11 @@ import pytest
 from tests.conftest import Runner, one
 
 OTHERS = sorted(
-    {os.path.realpath(p) for p in glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*")) if p[-1].isdigit()}
+    {
+        os.path.realpath(p)
+        for p in glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*"))
+        if p[-1].isdigit()
+    }
 )
 
 
@@ -37,7 +41,9 @@ def test_foreign_interpreter_is_traced(runner: Runner, python: str) -> None:
 
 @pytest.mark.skipif(not [p for p in OTHERS if _version(p) >= (3, 9)], reason="no other Python >= 3.9 (pyenv)")
 def test_foreign_interpreter_borrows_the_sdk_when_it_needs_it(runner: Runner) -> None:
-    python = next(p for p in OTHERS if _version(p) >= (3, 12)) if any(_version(p) >= (3, 12) for p in OTHERS) else OTHERS[-1]
+    python = (
+        next(p for p in OTHERS if _version(p) >= (3, 12)) if any(_version(p) >= (3, 12) for p in OTHERS) else OTHERS[-1]
+    )
     code = (
         "import sys\n"
         "assert 'opentelemetry' not in sys.modules\n"

@@ -100,6 +100,7 @@ def any_value(value: Any, key: str = "") -> str:
 
 
 _key_prefixes: dict[str, str] = {}
+_names: dict[str, str] = {}
 _encoded: dict[tuple[str, Any], str] = {}
 _ENCODED_MAX = 8192
 
@@ -142,6 +143,14 @@ def attributes_json(attributes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -
     return "[" + ",".join(parts) + "]"
 
 
+def learn_secrets(environ: Mapping[str, str]) -> None:
+    """Redact the values of ``environ``'s credential-named variables from now on
+    (and forget encodings made before)."""
+    remember_environment(environ)
+    _encoded.clear()
+    _names.clear()
+
+
 def span_json(
     trace_id: str,
     span_id: str,
@@ -156,11 +165,16 @@ def span_json(
     status: tuple[int, str] = (STATUS_UNSET, ""),
 ) -> str:
     """One OTLP span in JSON."""
+    name_json = _names.get(name)
+    if name_json is None:
+        name_json = json_str(redact_text(name))
+        if len(_names) < 4096:
+            _names[name] = name_json
     head = '{"traceId":"%s","spanId":"%s",%s"name":%s,"kind":%d,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"' % (
         trace_id,
         span_id,
         '"parentSpanId":"%s",' % parent_id if parent_id else "",
-        json_str(name),
+        name_json,
         kind,
         start_ns,
         end_ns,
@@ -333,14 +347,16 @@ class SpanWriter:
         return os.path.join(self._dir, trace_id + ".jsonl")
 
     def write(self, trace_id: str, line: str) -> None:
-        data = line.encode("utf-8", "backslashreplace") + b"\n"
+        data = line.encode("utf-8", "backslashreplace")
         with self._lock:
             fd = self._fds.get(trace_id)
             if fd is None:
                 fd = self._open(trace_id)
-            while data:
-                written = os.write(fd, data)
-                data = data[written:]
+            written = os.writev(fd, (data, b"\n"))  # one system call: the line and its newline
+            if written < len(data) + 1:  # short write (disk full, signal): finish, no longer atomic
+                rest = (data + b"\n")[written:]
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
 
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held by a thread that is gone."""
@@ -613,7 +629,7 @@ def _start(environ: MutableMapping[str, str]) -> None:
         debug("no OTEL_RUN_STORE or valid TRACEPARENT: not tracing this process")
         return
     trace_id, parent_id, _flags = context
-    remember_environment(environ)
+    learn_secrets(environ)
     process = Process(environ, store, trace_id, parent_id)
     process.adopt(environ.get(_env.OTEL_RUN_PROCESS))
     process.describe()

@@ -125,6 +125,9 @@ class OtlpJsonLinesProcessor:
         self._resources: dict[int, str] = {}
         self._scopes: dict[tuple[str, str | None], str] = {}
         _use_fast_json()
+        from opentelemetry.trace import SpanKind
+
+        _KINDS.update({kind: kind.value + 1 for kind in SpanKind})  # API enum -> OTLP enum
         process.exit_callbacks.append(self.flush)
         process.fork_callbacks.append(self.flush)
         os.register_at_fork(after_in_child=self._after_fork)
@@ -217,13 +220,15 @@ class OtlpJsonLinesProcessor:
                 last = (resource, scope, bucket)
             bucket.append(encode_span(span, trace_id, process))
         for trace_id, by_resource in grouped.items():
-            parts = []
-            for resource_json, by_scope in by_resource.items():
-                scopes = ",".join(
-                    '{"scope":' + scope + ',"spans":[' + ",".join(encoded) + "]}" for scope, encoded in by_scope.items()
-                )
-                parts.append('{"resource":{"attributes":' + resource_json + '},"scopeSpans":[' + scopes + "]}")
-            process.writer.write(trace_id, '{"resourceSpans":[' + ",".join(parts) + "]}")
+            # one join: the line can be hundreds of kilobytes, every "+" would copy it
+            parts = ['{"resourceSpans":[']
+            for r, (resource_json, by_scope) in enumerate(by_resource.items()):
+                parts += [",{" if r else "{", '"resource":{"attributes":', resource_json, '},"scopeSpans":[']
+                for n, (scope_json, encoded) in enumerate(by_scope.items()):
+                    parts += [",{" if n else "{", '"scope":', scope_json, ',"spans":[', ",".join(encoded), "]}"]
+                parts.append("]}")
+            parts.append("]}")
+            process.writer.write(trace_id, "".join(parts))
 
     def _resource_json(self, resource: Any) -> str:
         key = id(resource)
@@ -246,9 +251,16 @@ class OtlpJsonLinesProcessor:
 
 
 def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> str:
-    """One SDK span as OTLP JSON (attributes redacted)."""
-    ctx = span.context
-    parent = span.parent
+    """One SDK span as OTLP JSON (attributes redacted).
+
+    Reads the ``ReadableSpan``'s fields directly when it has them: its public
+    properties copy the attribute, event and link lists on every access, and
+    this runs once per span (the public properties are the fallback).
+    """
+    fields = getattr(span, "__dict__", None)
+    if fields is None or "_context" not in fields:
+        fields = _public_fields(span)
+    parent = fields["_parent"]
     if parent is not None:
         parent_id: str | None = "%016x" % parent.span_id
         if parent_id == process.fork_parent:
@@ -257,29 +269,23 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
         parent_id = process.span_id  # a parentless span in our trace hangs under the process
     else:
         parent_id = None
-    status = span.status
-    # ``span.events``/``span.links`` copy the SDK's bounded lists into tuples on
-    # every access; the underlying lists are read directly when present.
-    raw_events = getattr(span, "_events", None)
-    if raw_events is None:
-        raw_events = span.events
+    status = fields["_status"]
+    raw_events = fields["_events"]
     events = [(e.name, e.timestamp, e.attributes or {}) for e in raw_events] if raw_events else ()
-    raw_links = getattr(span, "_links", None)
-    if raw_links is None:
-        raw_links = span.links
+    start = fields["_start_time"] or 0
     encoded = _boot.span_json(
         trace_id,
-        "%016x" % ctx.span_id,  # type: ignore[union-attr]
+        "%016x" % fields["_context"].span_id,
         parent_id,
-        span.name,
-        span.start_time or 0,
-        span.end_time or span.start_time or 0,
-        # the SDK's own attribute store, not the read-only proxy over it (iterates in Python)
-        getattr(span, "_attributes", None) or span.attributes or {},
-        kind=span.kind.value + 1,
+        fields["_name"],
+        start,
+        fields["_end_time"] or start,
+        fields["_attributes"] or {},
+        kind=_KINDS.get(fields["_kind"]) or fields["_kind"].value + 1,
         events=events,
-        status=(status.status_code.value, status.description or ""),
+        status=(status.status_code.value, status.description or "") if status.status_code.value else _UNSET,
     )
+    raw_links = fields["_links"]
     if raw_links:
         links = ",".join(
             '{"traceId":"%032x","spanId":"%016x","attributes":%s}'
@@ -288,6 +294,25 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
         )
         encoded = encoded[:-1] + ',"links":[' + links + "]}"
     return encoded
+
+
+_UNSET = (_boot.STATUS_UNSET, "")
+_KINDS: dict[Any, int] = {}
+
+
+def _public_fields(span: ReadableSpan) -> dict[str, Any]:
+    return {
+        "_context": span.context,
+        "_parent": span.parent,
+        "_name": span.name,
+        "_kind": span.kind,
+        "_start_time": span.start_time,
+        "_end_time": span.end_time,
+        "_attributes": span.attributes,
+        "_events": span.events,
+        "_links": span.links,
+        "_status": span.status,
+    }
 
 
 def _use_fast_json() -> None:

@@ -180,18 +180,14 @@ def run(opts: Options, environ: Mapping[str, str]) -> int:
     if tracing:
         finisher = _Finisher(opts, environ, store, trace_id, context[1] if context else None, root_id, child_id)
     if error is not None:
-        from otel_run.bootstrap._redact import remember_environment
-
-        remember_environment(environ)
+        _boot.learn_secrets(environ)
         code, message = _spawn_error(opts.command[0], error)
         _say(f"otel-run: {message}")
         if finisher is not None:
             finisher.failed(code, message)
         return code
     if finisher is not None:
-        from otel_run.bootstrap._redact import remember_environment
-
-        remember_environment(environ)
+        _boot.learn_secrets(environ)
         finisher.while_running()
     child.wait()
     if finisher is not None:
