@@ -201,18 +201,75 @@ def scope_json(name: str, version: str | None) -> str:
 
 def request_json(resource_json: str, scope: str, spans: Iterable[str]) -> str:
     """An ``ExportTraceServiceRequest`` with one resource and one scope."""
+    return '{"resourceSpans":[' + resource_spans_json(resource_json, spans, scope) + "]}"
+
+
+OTEL_RUN_SCOPE = scope_json(SCOPE_NAME, __version__)
+
+
+def resource_spans_json(resource_json: str, spans: Iterable[str], scope: str = OTEL_RUN_SCOPE) -> str:
+    """One ``ResourceSpans`` in JSON (requests may hold several)."""
     return (
-        '{"resourceSpans":[{"resource":{"attributes":'
+        '{"resource":{"attributes":'
         + resource_json
         + '},"scopeSpans":[{"scope":'
         + scope
         + ',"spans":['
         + ",".join(spans)
-        + "]}]}]}"
+        + "]}]}"
     )
 
 
-OTEL_RUN_SCOPE = scope_json(SCOPE_NAME, __version__)
+def reaped_child_json(
+    trace_id: str,
+    span_id: str,
+    parent_id: str,
+    argv: list[str] | None,
+    pid: int,
+    start_ns: int,
+    end_ns: int,
+    exit_code: int | None,
+    signal_name: str | None,
+    rusage: Any,
+    record: str = RECORD_REAP,
+) -> str:
+    """A child's process span as its parent saw it when it reaped it, as one
+    ``ResourceSpans`` in JSON: pid, command, exit status and, from ``wait4``,
+    CPU time and peak memory. ``argv`` None: a child whose command the reaper
+    does not know (the ``waited`` record)."""
+    attrs: dict[str, Any] = {"process.pid": pid}
+    resource = "[]"
+    name = ""
+    if argv is not None:
+        executable = os.path.basename(argv[0]) if argv else "process"
+        attrs["process.parent_pid"] = os.getpid()
+        attrs["process.executable.name"] = executable
+        attrs["process.command_args"] = redact_args(argv[:ARGS_MAX])
+        resource = attributes_json({"service.name": executable, "process.pid": pid})
+        name = command_name(argv)
+    status = (STATUS_UNSET, "")
+    if exit_code is not None:
+        attrs["process.exit.code"] = exit_code
+        if signal_name:
+            attrs["otel_run.process.signal"] = signal_name
+            status = (STATUS_ERROR, f"killed by {signal_name}")
+        elif exit_code:
+            status = (STATUS_ERROR, f"exit code {exit_code}")
+    if rusage is not None:
+        attrs["otel_run.process.cpu.user"] = round(rusage.ru_utime, 6)
+        attrs["otel_run.process.cpu.system"] = round(rusage.ru_stime, 6)
+        attrs["otel_run.process.max_rss"] = rusage.ru_maxrss * 1024
+    attrs[RECORD_KEY] = record
+    span = span_json(trace_id, span_id, parent_id, name, start_ns, end_ns, attrs, status=status)
+    return resource_spans_json(resource, [span])
+
+
+def exit_status(status: int) -> tuple[int, str | None]:
+    """``(exit code, signal name)`` of a ``wait`` status; 128+N when signal N killed it."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        return 128 + signum, _signal_name(signum)
+    return os.WEXITSTATUS(status), None
 
 
 # ----------------------------------------------------------- small helpers
@@ -844,23 +901,12 @@ def _waited(pid: int, status: int, rusage: Any) -> None:
             return
         process.ensure()
         now = time_ns()
-        attrs: dict[str, Any] = {"process.pid": pid, RECORD_KEY: RECORD_WAITED}
-        if os.WIFSIGNALED(status):
-            signum = os.WTERMSIG(status)
-            attrs["process.exit.code"] = 128 + signum
-            attrs["otel_run.process.signal"] = _signal_name(signum)
-            status_pair = (STATUS_ERROR, f"killed by {_signal_name(signum)}")
-        else:
-            code = os.WEXITSTATUS(status)
-            attrs["process.exit.code"] = code
-            status_pair = (STATUS_ERROR, f"exit code {code}") if code else (STATUS_UNSET, "")
-        if rusage is not None:
-            attrs["otel_run.process.cpu.user"] = round(rusage.ru_utime, 6)
-            attrs["otel_run.process.cpu.system"] = round(rusage.ru_stime, 6)
-            attrs["otel_run.process.max_rss"] = rusage.ru_maxrss * 1024
+        code, signal_name = exit_status(status)
         span_id = derived_span_id(process.trace_id, process.pid, pid)
-        span = span_json(process.trace_id, span_id, process.span_id, "", now, now, attrs, status=status_pair)
-        process.writer.write(process.trace_id, request_json("[]", OTEL_RUN_SCOPE, [span]))
+        record = reaped_child_json(
+            process.trace_id, span_id, process.span_id, None, pid, now, now, code, signal_name, rusage, RECORD_WAITED
+        )
+        process.writer.write(process.trace_id, '{"resourceSpans":[' + record + "]}")
     except Exception as exc:
         debug(f"recording the exit of {pid} failed: {exc!r}")
 

@@ -110,25 +110,6 @@ class Call:
             attrs["otel_run.subprocess.detached"] = True
         return attrs
 
-    def child_attributes(self) -> dict[str, Any]:
-        """The child's process span as the parent sees it (wait4)."""
-        attrs: dict[str, Any] = {
-            "process.pid": self.pid,
-            "process.parent_pid": os.getpid(),
-            "process.executable.name": os.path.basename(self.argv[0]) if self.argv else "",
-            "process.command_args": redact_args(self.argv[: _boot.ARGS_MAX]),
-        }
-        if self.returncode is not None:
-            attrs["process.exit.code"] = _exit_code(self.returncode)
-            if self.returncode < 0:
-                attrs["otel_run.process.signal"] = _signal_name(-self.returncode)
-        ru = self.rusage
-        if ru is not None:
-            attrs["otel_run.process.cpu.user"] = round(ru.ru_utime, 6)
-            attrs["otel_run.process.cpu.system"] = round(ru.ru_stime, 6)
-            attrs["otel_run.process.max_rss"] = ru.ru_maxrss * 1024
-        return attrs
-
     def status(self) -> tuple[int, str]:
         if self.error is not None:
             return _boot.STATUS_ERROR, f"{type(self.error).__name__}: {self.error}"
@@ -185,27 +166,23 @@ class BootRecorder:
             events=events,
             status=call.status(),
         )
-        resource_spans = [_resource_spans(process.resource_json, [call_span])]
+        resource_spans = [_boot.resource_spans_json(process.resource_json, [call_span])]
         if call.pid and not call.detached:
-            child_attrs = call.child_attributes()
-            child_attrs[_boot.RECORD_KEY] = _boot.RECORD_REAP
-            child_span = _boot.span_json(
-                process.trace_id,
-                call.child_span_id,
-                call.span_id,
-                _boot.command_name(call.argv),
-                call.spawned_ns or call.start_ns,
-                end,
-                child_attrs,
-                status=call.status(),
+            rc = call.returncode
+            resource_spans.append(
+                _boot.reaped_child_json(
+                    process.trace_id,
+                    call.child_span_id,
+                    call.span_id,
+                    call.argv,
+                    call.pid,
+                    call.spawned_ns or call.start_ns,
+                    end,
+                    None if rc is None else _exit_code(rc),
+                    _signal_name(-rc) if rc is not None and rc < 0 else None,
+                    call.rusage,
+                )
             )
-            child_resource = _boot.attributes_json(
-                {
-                    "service.name": os.path.basename(call.argv[0]) if call.argv else "process",
-                    "process.pid": call.pid,
-                }
-            )
-            resource_spans.append(_resource_spans(child_resource, [child_span]))
         process.writer.write(process.trace_id, '{"resourceSpans":[' + ",".join(resource_spans) + "]}")
 
     def detach_all(self) -> None:
@@ -375,18 +352,6 @@ def _argv(args: Any, shell: bool, executable: Any) -> list[str]:
     if shell:
         argv = [os.fsdecode(executable) if executable else "/bin/sh", "-c", *argv]
     return argv
-
-
-def _resource_spans(resource_json: str, spans: list[str]) -> str:
-    return (
-        '{"resource":{"attributes":'
-        + resource_json
-        + '},"scopeSpans":[{"scope":'
-        + _boot.OTEL_RUN_SCOPE
-        + ',"spans":['
-        + ",".join(spans)
-        + "]}]}"
-    )
 
 
 def _exit_code(returncode: int) -> int:

@@ -100,37 +100,19 @@ class RunRecord:
     def write_child_reap(self, child: Child) -> None:
         """The command's process span as otel-run saw it (merged with the
         child's own record when the child is a traced Python)."""
-        attrs: dict[str, Any] = {
-            "process.pid": child.pid,
-            "process.parent_pid": self.pid,
-            "process.executable.name": os.path.basename(self.argv[0]),
-            "process.command_args": redact_args(self.argv[: _boot.ARGS_MAX]),
-            "process.exit.code": child.exit_code,
-            _boot.RECORD_KEY: _boot.RECORD_REAP,
-        }
-        status = (_boot.STATUS_UNSET, "")
-        if child.signal_name:
-            attrs["otel_run.process.signal"] = child.signal_name
-            status = (_boot.STATUS_ERROR, f"killed by {child.signal_name}")
-        elif child.exit_code:
-            status = (_boot.STATUS_ERROR, f"exit code {child.exit_code}")
-        ru = child.rusage
-        if ru is not None:
-            attrs["otel_run.process.cpu.user"] = round(ru.ru_utime, 6)
-            attrs["otel_run.process.cpu.system"] = round(ru.ru_stime, 6)
-            attrs["otel_run.process.max_rss"] = ru.ru_maxrss * 1024
-        resource = _boot.attributes_json({"service.name": os.path.basename(self.argv[0]), "process.pid": child.pid})
-        span = _boot.span_json(
+        record = _boot.reaped_child_json(
             self.trace_id,
             self.child_id,
             self.root_id,
-            _boot.command_name(self.argv),
+            self.argv,
+            child.pid,
             child.spawn_ns,
             child.end_ns,
-            attrs,
-            status=status,
+            child.exit_code,
+            child.signal_name,
+            child.rusage,
         )
-        self.writer.write(self.trace_id, _boot.request_json(resource, _boot.OTEL_RUN_SCOPE, [span]))
+        self.writer.write(self.trace_id, '{"resourceSpans":[' + record + "]}")
 
     def _write(
         self,
