@@ -268,7 +268,7 @@ def exit_status(status: int) -> tuple[int, str | None]:
     """``(exit code, signal name)`` of a ``wait`` status; 128+N when signal N killed it."""
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
-        return 128 + signum, _signal_name(signum)
+        return 128 + signum, signal_name(signum)
     return os.WEXITSTATUS(status), None
 
 
@@ -480,7 +480,7 @@ class Process:
                     self.claimed = True
         if not self.span_id:
             self.span_id = derived_span_id(self.trace_id, os.getppid(), self.pid)
-            self.start_ns = _process_start_ns(self.boot_ns)
+            self.start_ns = process_start_ns(self.boot_ns)
 
     def describe(self) -> None:
         """Resource and span name of this Python process."""
@@ -539,7 +539,7 @@ class Process:
         events: list[tuple[str, int, Mapping[str, Any]]] = [("python.started", self.boot_ns, {})]
         status = (STATUS_UNSET, "")
         if self.exception is not None:
-            events.append(("exception", now, _exception_attributes(self.exception)))
+            events.append(("exception", now, exception_attributes(self.exception)))
         if self.exec_args is not None:
             attrs["otel_run.exec.command_args"] = redact_args(self.exec_args[:ARGS_MAX])
             events.append(("process.exec", now, {}))
@@ -970,7 +970,7 @@ def _chain_sitecustomize(site_dir: str) -> None:
         debug(f"the chained sitecustomize {spec.origin} failed: {exc!r}")
 
 
-def _process_start_ns(now_ns: int) -> int:
+def process_start_ns(now_ns: int) -> int:
     """When this process was forked, for a process no traced parent spawned.
 
     ``/proc/self/stat`` gives the fork time in clock ticks (10 ms) on the boot
@@ -993,7 +993,7 @@ def _process_start_ns(now_ns: int) -> int:
     return max(floor, min(estimate, ceiling))
 
 
-def _signal_name(signum: int) -> str:
+def signal_name(signum: int) -> str:
     import signal
 
     try:
@@ -1027,7 +1027,7 @@ def _exit_code(status: object, exception: BaseException | None) -> int:
     return 1
 
 
-def _exception_attributes(exc: BaseException) -> dict[str, Any]:
+def exception_attributes(exc: BaseException) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "exception.type": type(exc).__module__ + "." + type(exc).__qualname__,
         "exception.message": str(exc),

@@ -105,7 +105,7 @@ class Call:
         if self.returncode is not None:
             attrs["process.exit.code"] = _exit_code(self.returncode)
             if self.returncode < 0:
-                attrs["otel_run.process.signal"] = _signal_name(-self.returncode)
+                attrs["otel_run.process.signal"] = _boot.signal_name(-self.returncode)
         if self.detached:
             attrs["otel_run.subprocess.detached"] = True
         return attrs
@@ -117,7 +117,7 @@ class Call:
         if rc is None or rc == 0:
             return _boot.STATUS_UNSET, ""
         if rc < 0:
-            return _boot.STATUS_ERROR, f"killed by {_signal_name(-rc)}"
+            return _boot.STATUS_ERROR, f"killed by {_boot.signal_name(-rc)}"
         return _boot.STATUS_ERROR, f"exit code {rc}"
 
 
@@ -153,7 +153,7 @@ class BootRecorder:
         end = call.end_ns or time_ns()
         events: list[tuple[str, int, Mapping[str, Any]]] = [("spawned", call.spawned_ns, {})] if call.spawned_ns else []
         if call.error is not None:
-            events.append(("exception", end, _exception_attributes(call.error)))
+            events.append(("exception", end, _boot.exception_attributes(call.error)))
         call_span = _boot.span_json(
             process.trace_id,
             call.span_id,
@@ -179,7 +179,7 @@ class BootRecorder:
                     call.spawned_ns or call.start_ns,
                     end,
                     None if rc is None else _exit_code(rc),
-                    _signal_name(-rc) if rc is not None and rc < 0 else None,
+                    _boot.signal_name(-rc) if rc is not None and rc < 0 else None,
                     call.rusage,
                 )
             )
@@ -356,19 +356,6 @@ def _argv(args: Any, shell: bool, executable: Any) -> list[str]:
 
 def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
-
-
-def _signal_name(signum: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def _exception_attributes(exc: BaseException) -> dict[str, Any]:
-    return {"exception.type": type(exc).__qualname__, "exception.message": str(exc)}
 
 
 def _safe(fn: Callable[[Call], None], call: Call) -> None:

@@ -46,7 +46,7 @@ class RunRecord:
         self.child_id = child_id
         self.label = label
         self.service_name = service_name
-        self.start_ns = _boot._process_start_ns(time_ns())
+        self.start_ns = _boot.process_start_ns(time_ns())
         self.pid = os.getpid()
         self.cwd = os.getcwd()
         self.host = os.uname().nodename
