@@ -29,7 +29,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	bench/startup.sh
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/span_cost.py
 
 clean:
