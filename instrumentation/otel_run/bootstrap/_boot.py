@@ -53,7 +53,6 @@ RECORD_WAITED = "waited"
 
 # OTLP enum values (opentelemetry/proto/trace/v1/trace.proto)
 KIND_INTERNAL = 1
-KIND_SERVER = 2
 KIND_CLIENT = 3
 STATUS_UNSET = 0
 STATUS_OK = 1
@@ -448,7 +447,6 @@ class Process:
         self.parent_id = parent_id
         self.start_ns = 0
         self.boot_ns = time_ns()
-        self.claimed = False
         self.finished = False
         self.exit_status: object = None
         self.exception: BaseException | None = None
@@ -477,7 +475,6 @@ class Process:
                 if mine and len(span_id) == 16 and spawn_ns.isdigit():
                     self.span_id, self.parent_id = span_id, parent_id
                     self.start_ns = int(spawn_ns)
-                    self.claimed = True
         if not self.span_id:
             self.span_id = derived_span_id(self.trace_id, os.getppid(), self.pid)
             self.start_ns = process_start_ns(self.boot_ns)
@@ -587,7 +584,6 @@ class Process:
         self.fork_parent = parent_id  # spans the child starts under it belong under us
         self.start_ns = fork_ns
         self.boot_ns = fork_ns
-        self.claimed = False
         self.finished = False
         self.exit_status = None
         self.exception = None

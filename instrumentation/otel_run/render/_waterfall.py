@@ -46,10 +46,7 @@ def _header(trace: Trace, run: Run | None, root: Span) -> Text:
         exit_code = run.exit_code
         if exit_code is not None:
             text.append(f"  exit {exit_code}", style="red" if exit_code else "green")
-    text.append(
-        f"\n{_ms(root.duration_ns)} wall · {len(trace.spans)} spans · "
-        f"{sum(1 for s in trace.spans if s.is_process)} processes"
-    )
+    text.append(f"\n{_ms(root.duration_ns)} wall · {len(trace.spans)} spans · {len(trace.processes)} processes")
     errors = sum(1 for s in trace.spans if s.status_code == 2)
     if errors:
         text.append(f" · {errors} with errors", style="red")

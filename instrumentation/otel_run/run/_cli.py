@@ -276,7 +276,7 @@ class _Finisher:
         store = Store(record.store)
         trace = store.load_trace(record.trace_id)
         spans = len(trace.spans)
-        processes = sum(1 for s in trace.spans if s.is_process)
+        processes = len(trace.processes)
         record.append_index(record.index_end(end_ns, exit_code, spans, processes))
         pushed = None
         if _wants_export(self.opts, self.environ):

@@ -173,13 +173,3 @@ class Trace:
     @property
     def processes(self) -> list[Span]:
         return [s for s in self.spans if s.is_process]
-
-    def subtree(self, root: Span) -> list[Span]:
-        """``root`` and all its descendants, depth first."""
-        out: list[Span] = []
-        stack = [root]
-        while stack:
-            span = stack.pop()
-            out.append(span)
-            stack.extend(reversed(span.children))
-        return out

@@ -147,9 +147,6 @@ class Store:
         with open(os.path.join(path, run.run_id), "w", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {endpoint}\n")
 
-    def is_pushed(self, run: Run) -> bool:
-        return os.path.exists(os.path.join(self.root, _layout.PUSHED, run.run_id))
-
     # traces --------------------------------------------------------------------
     def load_trace(self, trace_id: str) -> Trace:
         """The merged trace; a missing file is an empty trace."""
