@@ -443,6 +443,7 @@ class Process:
         self.writer = SpanWriter(store)
         self.trace_id = trace_id
         self.pid = os.getpid()
+        self.ppid = os.getppid()  # at start: an orphan is re-parented to init before it ends
         self.span_id = ""
         self.parent_id = parent_id
         self.start_ns = 0
@@ -469,14 +470,14 @@ class Process:
             if len(parts) == 5:
                 span_id, parent_id, spawner, relation, spawn_ns = parts
                 spawner_pid = int(spawner) if spawner.isdigit() else -1
-                mine = (relation == "c" and os.getppid() == spawner_pid) or (
+                mine = (relation == "c" and self.ppid == spawner_pid) or (
                     relation == "x" and self.pid == spawner_pid
                 )
                 if mine and len(span_id) == 16 and spawn_ns.isdigit():
                     self.span_id, self.parent_id = span_id, parent_id
                     self.start_ns = int(spawn_ns)
         if not self.span_id:
-            self.span_id = derived_span_id(self.trace_id, os.getppid(), self.pid)
+            self.span_id = derived_span_id(self.trace_id, self.ppid, self.pid)
             self.start_ns = process_start_ns(self.boot_ns)
 
     def describe(self) -> None:
@@ -503,7 +504,7 @@ class Process:
     def span_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             "process.pid": self.pid,
-            "process.parent_pid": os.getppid(),
+            "process.parent_pid": self.ppid,
             "process.executable.name": os.path.basename(sys.executable or "python"),
             "process.executable.path": sys.executable or "",
             "process.command_args": redact_args(self.argv[:ARGS_MAX]),
@@ -579,7 +580,8 @@ class Process:
         fork_ns, parent_id = self.fork_pending
         self.fork_pending = None
         self.pid = os.getpid()
-        self.span_id = derived_span_id(self.trace_id, os.getppid(), self.pid)
+        self.ppid = os.getppid()
+        self.span_id = derived_span_id(self.trace_id, self.ppid, self.pid)
         self.parent_id = parent_id
         self.fork_parent = parent_id  # spans the child starts under it belong under us
         self.start_ns = fork_ns
