@@ -30,6 +30,7 @@ class Received:
     def __init__(self) -> None:
         self.spans: dict[str, tuple[str, str, str, str]] = {}
         self.requests = 0
+        self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
 
 
@@ -48,6 +49,7 @@ def receiver() -> Iterator[tuple[int, Received]]:
             request = ExportTraceServiceRequest.FromString(body)
             with received.lock:
                 received.requests += 1
+                received.headers.append({k.lower(): v for k, v in self.headers.items()})
                 for rs in request.resource_spans:
                     service = next(
                         (a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), ""
@@ -165,3 +167,19 @@ def test_unreachable_collector_loses_nothing_and_push_sends_later(
     finally:
         collector.terminate()
         collector.wait(timeout=30)
+
+
+def test_standard_exporter_settings_apply(runner: Runner, receiver: tuple[int, Received]) -> None:
+    """OTEL_EXPORTER_OTLP_HEADERS (and the other standard settings) reach the official exporter."""
+    receiver_port, received = receiver
+    env = runner.env(
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{receiver_port}/v1/traces",
+        OTEL_EXPORTER_OTLP_HEADERS="x-team=perf,authorization=Bearer%20t0ken-123",
+        OTEL_EXPORTER_OTLP_COMPRESSION="gzip",
+    )
+    result = runner.run(PYTHON, "-c", "pass", env=env, quiet=False)
+    assert result.returncode == 0 and b"sent 2 spans" in result.stderr, result.stderr
+    _check_tree(runner, received)
+    assert received.headers[-1]["x-team"] == "perf"
+    assert received.headers[-1]["authorization"] == "Bearer t0ken-123"
+    assert received.headers[-1]["content-encoding"] == "gzip"

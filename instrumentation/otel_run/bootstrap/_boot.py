@@ -470,9 +470,7 @@ class Process:
             if len(parts) == 5:
                 span_id, parent_id, spawner, relation, spawn_ns = parts
                 spawner_pid = int(spawner) if spawner.isdigit() else -1
-                mine = (relation == "c" and self.ppid == spawner_pid) or (
-                    relation == "x" and self.pid == spawner_pid
-                )
+                mine = (relation == "c" and self.ppid == spawner_pid) or (relation == "x" and self.pid == spawner_pid)
                 if mine and len(span_id) == 16 and spawn_ns.isdigit():
                     self.span_id, self.parent_id = span_id, parent_id
                     self.start_ns = int(spawn_ns)
