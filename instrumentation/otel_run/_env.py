@@ -49,6 +49,22 @@ otel-run's own variables:
 ``OTEL_RUN_EXPORT_TIMEOUT``
     Seconds otel-run waits for the collector at the end of a run (default 5);
     the run's exit status never depends on it.
+``OTEL_RUN_REPLAY_CASSETTES``
+    Directory of the replay LLM server's cassettes (``otel_run.demo.replay``).
+``OTEL_RUN_REPLAY_LATENCY_SCALE``
+    Multiplies the recorded latencies the replay server waits (default 1; 0 for
+    CLI-only benchmarks).
+``OTEL_RUN_REPLAY_UPSTREAM`` / ``OTEL_RUN_REPLAY_UPSTREAM_KEY``
+    Record mode: an OpenAI-compatible base URL to forward unknown prompts to,
+    and its API key (default ``OPENAI_API_KEY``); answers become cassettes.
+``OTEL_RUN_BACKEND_DB``
+    SQLite file of the reference backend (``otel_run.demo.backend``).
+``OTEL_RUN_BACKEND_LLM_URL`` / ``OTEL_RUN_BACKEND_LLM_MODEL``
+    The OpenAI-compatible base URL the reference backend calls (default the
+    replay server, ``http://127.0.0.1:8100/v1``) and the model it asks for.
+``OTEL_RUN_INSTRUMENTATIONS``
+    Comma-separated opt-in instrumentations that are off by default because
+    they are costly where they are not wanted (``sqlite3``: every query a span).
 ``XDG_DATA_HOME`` / ``HOME``
     Locate the default store.
 """
@@ -73,6 +89,16 @@ OTEL_RUN_PROCESS = "OTEL_RUN_PROCESS"
 OTEL_RUN_PYLIB = "OTEL_RUN_PYLIB"
 OTEL_RUN_DEBUG = "OTEL_RUN_DEBUG"
 OTEL_RUN_EXPORT_TIMEOUT = "OTEL_RUN_EXPORT_TIMEOUT"
+
+OTEL_RUN_REPLAY_CASSETTES = "OTEL_RUN_REPLAY_CASSETTES"
+OTEL_RUN_REPLAY_LATENCY_SCALE = "OTEL_RUN_REPLAY_LATENCY_SCALE"
+OTEL_RUN_REPLAY_UPSTREAM = "OTEL_RUN_REPLAY_UPSTREAM"
+OTEL_RUN_REPLAY_UPSTREAM_KEY = "OTEL_RUN_REPLAY_UPSTREAM_KEY"
+
+OTEL_RUN_BACKEND_DB = "OTEL_RUN_BACKEND_DB"
+OTEL_RUN_BACKEND_LLM_URL = "OTEL_RUN_BACKEND_LLM_URL"
+OTEL_RUN_BACKEND_LLM_MODEL = "OTEL_RUN_BACKEND_LLM_MODEL"
+OTEL_RUN_INSTRUMENTATIONS = "OTEL_RUN_INSTRUMENTATIONS"
 
 XDG_DATA_HOME = "XDG_DATA_HOME"
 HOME = "HOME"

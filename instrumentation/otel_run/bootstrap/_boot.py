@@ -274,16 +274,19 @@ def exit_status(status: int) -> tuple[int, str | None]:
 # ----------------------------------------------------------- small helpers
 
 
+_urandom = os.urandom  # bound now: test harnesses patch os.urandom to make tests deterministic
+
+
 def new_span_id() -> str:
     while True:
-        span_id = os.urandom(8).hex()
+        span_id = _urandom(8).hex()
         if span_id != "0000000000000000":
             return span_id
 
 
 def new_trace_id() -> str:
     while True:
-        trace_id = os.urandom(16).hex()
+        trace_id = _urandom(16).hex()
         if trace_id != "0" * 32:
             return trace_id
 
@@ -438,7 +441,7 @@ class SpanWriter:
 class Process:
     """This process's identity in the trace and its process span."""
 
-    def __init__(self, environ: Mapping[str, str], store: str, trace_id: str, parent_id: str) -> None:
+    def __init__(self, environ: Mapping[str, str], store: str, trace_id: str, parent_id: str | None) -> None:
         self.environ = environ
         self.writer = SpanWriter(store)
         self.trace_id = trace_id
@@ -478,14 +481,16 @@ class Process:
             self.span_id = derived_span_id(self.trace_id, self.ppid, self.pid)
             self.start_ns = process_start_ns(self.boot_ns)
 
-    def describe(self) -> None:
+    def describe(self, service_name: str | None = None) -> None:
         """Resource and span name of this Python process."""
         argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
         self.argv = argv
         environ = self.environ
         resource: dict[str, Any] = {}
         resource.update(parse_resource_attributes(environ.get(_env.OTEL_RESOURCE_ATTRIBUTES)))
-        service = environ.get(_env.OTEL_SERVICE_NAME) or resource.get("service.name") or _python_service(argv)
+        service = (
+            environ.get(_env.OTEL_SERVICE_NAME) or service_name or resource.get("service.name") or _python_service(argv)
+        )
         resource["service.name"] = service
         resource["process.pid"] = self.pid
         resource["process.executable.name"] = os.path.basename(sys.executable or "python")
@@ -498,6 +503,13 @@ class Process:
         self.resource = resource
         self.resource_json = attributes_json(resource)
         self.name = _python_span_name(argv)
+
+    def rename(self, service_name: str) -> None:
+        """A new ``service.name`` (a service naming itself after start-up); spans
+        already written keep the old one."""
+        if self.resource.get("service.name") != service_name:
+            self.resource["service.name"] = service_name
+            self.resource_json = attributes_json(self.resource)
 
     def span_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {
@@ -601,6 +613,23 @@ class Process:
 
 PROCESS: Process | None = None
 """This process's state once :func:`start` ran; None when not traced."""
+FINDER: PostImportFinder | None = None
+"""The post-import hook, once installed."""
+
+
+def enable_instrumentation(name: str) -> None:
+    """Switch on an instrumentation (one that is opt-in) in this process: now if
+    its library is imported already, else when it is."""
+    from otel_run.bootstrap._registry import triggers
+
+    finder = FINDER
+    if finder is None:
+        return
+    for module, callback in triggers(enabled={name}, only={name}).items():
+        if module in sys.modules:
+            callback(sys.modules[module])
+        else:
+            finder.triggers[module] = callback
 
 
 def current_parent_span_id() -> str:
@@ -675,21 +704,40 @@ def start(environ: MutableMapping[str, str], site_dir: str) -> None:
 
 
 def _start(environ: MutableMapping[str, str]) -> None:
-    global PROCESS
     store = environ.get(_env.OTEL_RUN_STORE)
     context = parse_traceparent(environ.get(_env.TRACEPARENT))
     if not store or context is None:
         debug("no OTEL_RUN_STORE or valid TRACEPARENT: not tracing this process")
         return
-    trace_id, parent_id, _flags = context
+    _begin(environ, store, context[0], context[1])
+
+
+def start_standalone(environ: MutableMapping[str, str], store: str, service_name: str | None = None) -> None:
+    """Bootstrap a process otel-run did not start (a service calling
+    :func:`otel_run.setup`): the trace context in its environment if any, else
+    a trace of its own whose root is its process span."""
+    if PROCESS is not None or environ.get(_env.OTEL_SDK_DISABLED, "").strip().lower() == "true":
+        return
+    context = parse_traceparent(environ.get(_env.TRACEPARENT))
+    if context is None:
+        _begin(environ, store, new_trace_id(), None, service_name)
+    else:
+        _begin(environ, store, context[0], context[1], service_name)
+
+
+def _begin(
+    environ: MutableMapping[str, str], store: str, trace_id: str, parent_id: str | None, service_name: str | None = None
+) -> None:
+    global PROCESS
     learn_secrets(environ)
     process = Process(environ, store, trace_id, parent_id)
     process.adopt(environ.get(_env.OTEL_RUN_PROCESS))
-    process.describe()
+    process.describe(service_name)
     process.write_start()
     PROCESS = process
     # Children started by means we do not hook (os.system, C code) hang under us.
     environ[_env.TRACEPARENT] = traceparent(trace_id, process.span_id)
+    environ[_env.OTEL_RUN_STORE] = store
     environ.pop(_env.OTEL_RUN_PROCESS, None)
     _install_hooks(process, environ)
 
@@ -699,8 +747,10 @@ def _install_hooks(process: Process, environ: Mapping[str, str]) -> None:
 
     from otel_run.bootstrap._registry import triggers
 
+    global FINDER
     disabled = {n.strip() for n in environ.get(_env.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "").split(",")}
-    finder = PostImportFinder(triggers(disabled))
+    enabled = {n.strip() for n in environ.get(_env.OTEL_RUN_INSTRUMENTATIONS, "").split(",")}
+    finder = FINDER = PostImportFinder(triggers(disabled, enabled))
     sys.meta_path.insert(0, finder)
     for name in list(finder.triggers):
         module = sys.modules.get(name)

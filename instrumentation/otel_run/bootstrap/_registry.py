@@ -23,23 +23,39 @@ INSTRUMENTATIONS: dict[str, tuple[str, str]] = {
     "urllib3": ("urllib3", "opentelemetry.instrumentation.urllib3:URLLib3Instrumentor"),
     "requests": ("requests", "opentelemetry.instrumentation.requests:RequestsInstrumentor"),
     "httpx": ("httpx", "opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor"),
+    "openai": ("openai", "opentelemetry.instrumentation.openai_v2:OpenAIInstrumentor"),
+    # Django reads its settings when instrumented: armed on the handler module,
+    # applied just before the first handler loads its middleware (see _loader)
+    "django": ("django.core.handlers.base", "opentelemetry.instrumentation.django:DjangoInstrumentor"),
+    "sqlite3": ("sqlite3", "opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor"),
+    "codeflash": ("codeflash.optimization.optimizer", "otel_run.instrument.codeflash:CodeflashInstrumentor"),
 }
 """Instrumentations loaded lazily. ``subprocess`` is otel-run's own light
-instrumentation (it needs no SDK); the others are the official OpenTelemetry
-instrumentations, loaded with the SDK."""
+instrumentation (it needs no SDK); ``codeflash`` is otel-run's; the others are
+the official OpenTelemetry instrumentations, loaded with the SDK."""
+
+OPT_IN = frozenset({"sqlite3"})
+"""Off unless named in ``OTEL_RUN_INSTRUMENTATIONS`` or ``otel_run.setup(instrumentations=...)``:
+a span per query costs too much in programs that did not ask (codeflash's own
+tracer writes to SQLite on every call it records)."""
 
 SDK_TRIGGER = "opentelemetry.trace"
 """A program that uses the OpenTelemetry API itself gets the SDK configured."""
 
 
-def triggers(disabled: Iterable[str] = ()) -> dict[str, Callable[[Any], None]]:
-    """Post-import callbacks by module name, without the disabled ones."""
-    skip = set(disabled)
+def triggers(
+    disabled: Iterable[str] = (), enabled: Iterable[str] = (), only: Iterable[str] | None = None
+) -> dict[str, Callable[[Any], None]]:
+    """Post-import callbacks by module name: every default instrumentation and
+    the ``enabled`` opt-in ones, without the ``disabled`` ones (or just ``only``)."""
+    skip, on = set(disabled), set(enabled)
+    names = set(only) if only is not None else set(INSTRUMENTATIONS)
     out: dict[str, Callable[[Any], None]] = {}
     for name, (module, _target) in INSTRUMENTATIONS.items():
-        if name not in skip:
+        if name in names and name not in skip and (name not in OPT_IN or name in on):
             out[module] = _callback(name)
-    out[SDK_TRIGGER] = _callback("")
+    if only is None:
+        out[SDK_TRIGGER] = _callback("")
     return out
 
 

@@ -89,6 +89,12 @@ def _timeout(environ: Mapping[str, str]) -> float:
     return value
 
 
+def exporter_from_environ(environ: Mapping[str, str]) -> Any:
+    """The official OTLP span exporter for the protocol ``environ`` asks for
+    (endpoint, headers and TLS as the exporter reads them from the environment)."""
+    return _exporter_class(_protocol(environ))()
+
+
 def _exporter_class(protocol: str) -> Any:
     try:
         if protocol == "grpc":

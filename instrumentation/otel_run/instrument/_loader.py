@@ -37,16 +37,46 @@ def load(name: str) -> None:
     error: BaseException | None = None
     try:
         provider = _sdk.ensure_provider()
-        if provider is not None and name:
+        if provider is not None and name == "django":
+            _arm_django(provider)
+        elif provider is not None and name:
+            from otel_run.instrument import _http
+
             _module, target = INSTRUMENTATIONS[name]
             instrumentor = _resolve(target)()
             if not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument(tracer_provider=provider)
+                instrumentor.instrument(tracer_provider=provider, **_http.hooks(name))
+            _http.track_connections(name)
     except Exception as exc:
         error = exc
         _boot.debug(f"instrumentation {name or 'sdk'!r} not loaded: {exc!r}")
     finally:
         _record(name or "sdk", start, parent, error)
+
+
+def _arm_django(provider: object) -> None:
+    """Django's instrumentor reads (and, if unset, configures!) the settings, so
+    it runs just before the first request handler loads its middleware, when
+    the settings are certainly there."""
+    from django.core.handlers import base
+
+    original = base.BaseHandler.load_middleware
+    if getattr(original, "_otel_run_wrapped", False):
+        return
+
+    def load_middleware(self: object, *args: object, **kwargs: object) -> object:
+        base.BaseHandler.load_middleware = original  # type: ignore[method-assign]
+        try:
+            _module, target = INSTRUMENTATIONS["django"]
+            instrumentor = _resolve(target)()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument(tracer_provider=provider)
+        except Exception as exc:
+            _boot.debug(f"instrumentation 'django' not loaded: {exc!r}")
+        return original(self, *args, **kwargs)
+
+    load_middleware._otel_run_wrapped = True  # type: ignore[attr-defined]
+    base.BaseHandler.load_middleware = load_middleware  # type: ignore[method-assign]
 
 
 def _resolve(target: str) -> type:

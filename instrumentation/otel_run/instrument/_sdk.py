@@ -58,17 +58,31 @@ def ensure_provider() -> Any:
 
         run_trace_id = int(process.trace_id, 16)
 
+        class RunTracerProvider(TracerProvider):  # type: ignore[misc]
+            """The SDK provider, minus its fork handler's resource re-detection:
+            the bootstrap gives a forked child its own process and resource, and
+            the SDK's detection runs a thread pool inside the child, which can
+            deadlock there (its lock was taken by the parent at fork time)."""
+
+            def _handle_fork(self) -> None:
+                self._tracers_lock = threading.Lock()
+
         class RunIdGenerator(RandomIdGenerator):  # type: ignore[misc]
-            """Spans with no parent join the run's trace."""
+            """Spans with no parent join the run's trace. Ids come from the
+            bootstrap's own ``os.urandom`` (test harnesses patch ``random``)."""
 
             def generate_trace_id(self) -> int:
                 return run_trace_id
+
+            def generate_span_id(self) -> int:
+                return int(_boot.new_span_id(), 16)
 
         processor: Any = OtlpJsonLinesProcessor(process)
         current = trace.get_tracer_provider()
         provider: Any
         if isinstance(current, trace.ProxyTracerProvider):
-            provider = TracerProvider(resource=Resource(process.resource), id_generator=RunIdGenerator())
+            provider = RunTracerProvider(resource=Resource(process.resource), id_generator=RunIdGenerator())
+            processor.own_resource = provider.resource
             provider.add_span_processor(processor)
             trace.set_tracer_provider(provider)
         elif hasattr(current, "add_span_processor"):
@@ -78,9 +92,35 @@ def ensure_provider() -> Any:
             _boot.debug(f"unknown tracer provider {current!r}: its spans are not recorded")
             provider = current
         PROVIDER = provider
+        _propagate_context_to_threads(provider)
         return provider
     finally:
         _loading = False
+
+
+def _propagate_context_to_threads(provider: Any) -> None:
+    """Spans started in a thread (or a ``ThreadPoolExecutor`` task) hang under
+    the span that started it: the official threading instrumentation. Only
+    processes with the SDK pay for it."""
+    try:
+        from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+        instrumentor = ThreadingInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=provider)
+    except Exception as exc:
+        _boot.debug(f"threading instrumentation not loaded: {exc!r}")
+
+
+def add_otlp_exporter(provider: Any) -> None:
+    """Also send this process's spans to the OTLP endpoint of the standard
+    ``OTEL_EXPORTER_OTLP_*`` variables, through the official exporter."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from otel_run.export._push import exporter_from_environ
+
+    if hasattr(provider, "add_span_processor"):
+        provider.add_span_processor(BatchSpanProcessor(exporter_from_environ(os.environ)))
 
 
 def _import_sdk(environ: Any) -> None:
@@ -123,6 +163,7 @@ class OtlpJsonLinesProcessor:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._resources: dict[int, str] = {}
+        self.own_resource: Any = None
         self._scopes: dict[tuple[str, str | None], str] = {}
         _use_fast_json()
         from opentelemetry.trace import SpanKind
@@ -231,6 +272,8 @@ class OtlpJsonLinesProcessor:
             process.writer.write(trace_id, "".join(parts))
 
     def _resource_json(self, resource: Any) -> str:
+        if resource is self.own_resource:
+            return self._process.resource_json  # live: the service may rename itself (otel_run.setup)
         key = id(resource)
         cached = self._resources.get(key)
         if cached is None:

@@ -1,0 +1,291 @@
+"""``otel-demo``: the whole codeflash vertical in one trace, offline.
+
+    otel-demo [run] [--looping-time S] [--latency-scale X] [--project DIR] [--keep]
+    otel-demo backend [--latency-scale X]            # only the services, in the foreground
+
+``run`` starts the reference backend (stand-in for codeflash-internal, on
+localhost:8000 and :3001, where codeflash's local mode looks) and the replay LLM
+server, each under its own otel-run so their spans reach the same store; copies
+the fixture project to a scratch directory; runs
+``otel-run codeflash optimize foo.py`` there; shows the trace; stops the
+services. Calls to the internet (codeflash's PyPI version check, Sentry) are sent
+to a closed local port, so they fail at once instead of waiting on DNS, and
+still show in the trace for what they cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from otel_run import _env
+from otel_run._errors import OtelRunError, UsageError
+
+BIN = Path(sys.executable).parent
+AI_PORT, CFAPI_PORT = 8000, 3001  # fixed by codeflash's local mode
+DEMO_KEY = "cf-otel-run-demo-key-not-a-secret"
+CLOSED_PORT_PROXY = "http://127.0.0.1:9"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="otel-demo", description="Run codeflash optimize on the fixture, offline, as one trace.")
+    parser.add_argument("command", nargs="?", choices=("run", "backend"), default="run")
+    parser.add_argument("--project", help="the project to optimize (default: the repository's bench/fixture)")
+    parser.add_argument("--script", default="foo.py", help="the script codeflash traces (default: foo.py)")
+    parser.add_argument(
+        "--looping-time",
+        type=float,
+        default=2.0,
+        help="seconds codeflash spends timing each candidate (CODEFLASH_LOOPING_TIME; default 2)",
+    )
+    parser.add_argument(
+        "--latency-scale",
+        type=float,
+        default=1.0,
+        help="multiply the LLM's recorded latencies (0: answer at once; default 1)",
+    )
+    parser.add_argument("--llm-port", type=int, default=8100, help="port of the replay LLM server (default 8100)")
+    parser.add_argument("--store", help="store directory (default: $OTEL_RUN_STORE or ~/.local/share/otel-run)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copy of the project")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no trace summary at the end")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        environ = dict(os.environ)
+        if args.store:
+            environ[_env.OTEL_RUN_STORE] = os.path.abspath(args.store)
+        project = _project(args.project)
+        if args.command == "backend":
+            with services(project, args.llm_port, args.latency_scale, environ) as _:
+                _say(
+                    f"otel-demo: reference backend on :{AI_PORT} (/ai) and :{CFAPI_PORT} (/cfapi), "
+                    f"replay LLM on :{args.llm_port}; Ctrl-C stops them"
+                )
+                _wait_for_signal()
+            return 0
+        with services(project, args.llm_port, args.latency_scale, environ):
+            code, run_id = optimize(project, args.script, args.looping_time, environ, keep=args.keep)
+        if not args.quiet and run_id:
+            subprocess.run([str(BIN / "otel-trace"), "show", run_id], env=environ, check=False)
+        return code
+    except OtelRunError as exc:
+        _say(f"otel-demo: error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+# --------------------------------------------------------------- services
+
+
+@contextmanager
+def services(project: Path, llm_port: int, latency_scale: float, environ: Mapping[str, str]) -> Iterator[Path]:
+    """The replay LLM and the reference backend, each under otel-run, until the
+    block ends. Yields the scratch directory holding the backend's database."""
+    for port in (AI_PORT, CFAPI_PORT, llm_port):
+        if _listening(port):
+            raise OtelRunError(f"port {port} is in use (another backend or demo running?)")
+    work = Path(tempfile.mkdtemp(prefix="otel-demo-services-"))
+    env = dict(environ)
+    env[_env.OTEL_RUN_BACKEND_DB] = str(work / "backend.sqlite3")
+    otel_run = [str(BIN / "otel-run"), "-q"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(
+            _start(
+                [
+                    *otel_run,
+                    "-l",
+                    "replay-llm",
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "otel_run.demo.replay",
+                    "--port",
+                    str(llm_port),
+                    "--cassettes",
+                    str(project / "cassettes"),
+                    "--latency-scale",
+                    str(latency_scale),
+                ],
+                env,
+                work / "replay.log",
+            )
+        )
+        procs.append(
+            _start(
+                [
+                    *otel_run,
+                    "-l",
+                    "backend",
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "otel_run.demo.backend",
+                    "--llm-url",
+                    f"http://127.0.0.1:{llm_port}/v1",
+                ],
+                env,
+                work / "backend.log",
+            )
+        )
+        for url, proc, log in (
+            (f"http://127.0.0.1:{llm_port}/health", procs[0], work / "replay.log"),
+            (f"http://127.0.0.1:{AI_PORT}/health", procs[1], work / "backend.log"),
+            (f"http://127.0.0.1:{CFAPI_PORT}/health", procs[1], work / "backend.log"),
+        ):
+            _healthy(url, proc, log)
+        yield work
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _start(argv: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise OtelRunError(f"{url} did not become healthy; its log ends with:\n{tail}")
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------- optimize
+
+
+def optimize(
+    project: Path, script: str, looping_time: float, environ: Mapping[str, str], keep: bool = False
+) -> tuple[int, str | None]:
+    """``otel-run codeflash optimize SCRIPT`` in a scratch copy of ``project``;
+    returns codeflash's exit status and the run id."""
+    scratch = Path(tempfile.mkdtemp(prefix="otel-demo-"))
+    try:
+        workdir = scratch / project.name
+        shutil.copytree(project, workdir, ignore=shutil.ignore_patterns("cassettes", "__pycache__", ".pytest_cache"))
+        home = scratch / "home"
+        home.mkdir()
+        env = codeflash_environment(environ, home, looping_time)
+        label = environ.get("OTEL_DEMO_LABEL", "demo")
+        before = _last_run(env)
+        result = subprocess.run(
+            [str(BIN / "otel-run"), "-l", label, "--", str(BIN / "codeflash"), "optimize", script],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        after = _last_run(env)
+        if keep:
+            _say(f"otel-demo: the optimized project is in {workdir}")
+        return result.returncode, after if after != before else None
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def codeflash_environment(environ: Mapping[str, str], home: Path, looping_time: float) -> dict[str, str]:
+    env = dict(environ)
+    env.update(
+        CODEFLASH_API_KEY=DEMO_KEY,
+        CODEFLASH_AIS_SERVER="local",
+        CODEFLASH_CFAPI_SERVER="local",
+        CODEFLASH_LOOPING_TIME=f"{looping_time:g}",
+        HOME=str(home),  # codeflash writes the API key into ~/.bashrc
+        HTTPS_PROXY=CLOSED_PORT_PROXY,
+        HTTP_PROXY=CLOSED_PORT_PROXY,
+        NO_PROXY="localhost,127.0.0.1",
+    )
+    for name in ("CI", "GITHUB_ACTIONS"):  # CI doubles codeflash's noise floor and skips its call graph
+        env.pop(name, None)
+    return env
+
+
+def _last_run(environ: Mapping[str, str]) -> str | None:
+    from otel_run.store._store import Store, StoreError
+
+    try:
+        runs = Store.from_environ(environ).runs()
+    except StoreError:
+        return None
+    return runs[-1].run_id if runs else None
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _project(path: str | None) -> Path:
+    if path:
+        project = Path(path).resolve()
+    else:
+        import otel_run
+
+        project = Path(otel_run.__file__).resolve().parents[2] / "bench" / "fixture"
+    if not (project / "pyproject.toml").is_file():
+        raise OtelRunError(f"no project at {project} (pass --project DIR: a directory with pyproject.toml)")
+    if not (project / "cassettes").is_dir():
+        raise OtelRunError(f"{project} has no cassettes/ directory for the replay LLM server")
+    return project
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for_signal() -> None:
+    stop = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        while not stop:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
