@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Status
 from ninja.errors import ValidationError
 from ninja.parser import Parser
 from ninja.renderers import JSONRenderer
@@ -28,7 +28,9 @@ class TimedParser(Parser):
 
     def parse_body(self, request: HttpRequest) -> Any:
         with stage("request.deserialize", **{"http.request.body.size": len(request.body)}):
-            return super().parse_body(request)
+            data = super().parse_body(request)
+        request.otel_run_body = data  # kept for the drift check (the schema drops unknown fields)
+        return data
 
 
 class TimedRenderer(JSONRenderer):
@@ -51,7 +53,7 @@ _seen_drift: set[tuple[str, str]] = set()
 
 @ai.post("/optimize")
 def optimize(request: HttpRequest, body: schemas.OptimizeRequest) -> dict[str, Any]:
-    _drift("/ai/optimize", body)
+    _drift(request, "/ai/optimize", body)
     with stage("prompt.assemble"):
         prompt = pipeline.optimize_prompt(body.source_code, body.dependency_code, body.language_version)
     completion = pipeline.complete("optimize", prompt, stream=True)
@@ -63,7 +65,7 @@ def optimize(request: HttpRequest, body: schemas.OptimizeRequest) -> dict[str, A
 
 @ai.post("/optimize-line-profiler")
 def optimize_line_profiler(request: HttpRequest, body: schemas.LineProfilerRequest) -> dict[str, Any]:
-    _drift("/ai/optimize-line-profiler", body)
+    _drift(request, "/ai/optimize-line-profiler", body)
     with stage("prompt.assemble"):
         profile = "Line profile:\n" + body.line_profiler_results
         prompt = pipeline.optimize_prompt(body.source_code, body.dependency_code, body.language_version, profile)
@@ -78,7 +80,7 @@ def optimize_line_profiler(request: HttpRequest, body: schemas.LineProfilerReque
 def refinement(request: HttpRequest, body: list[schemas.RefinementRequest]) -> dict[str, Any]:
     refined: list[dict[str, Any]] = []
     for item in body:
-        _drift("/ai/refinement", item)
+        _drift(request, "/ai/refinement", item)
         with stage("prompt.assemble"):
             prompt = pipeline.optimize_prompt(
                 item.original_source_code,
@@ -97,7 +99,7 @@ def refinement(request: HttpRequest, body: list[schemas.RefinementRequest]) -> d
 
 @ai.post("/code_repair", response={200: dict, 404: dict})
 def code_repair(request: HttpRequest, body: schemas.CodeRepairRequest) -> Any:
-    _drift("/ai/code_repair", body)
+    _drift(request, "/ai/code_repair", body)
     with stage("prompt.assemble"):
         diffs = "\n".join(f"- {d.scope}: {d.original_value!r} became {d.candidate_value!r}" for d in body.test_diffs)
         prompt = pipeline.optimize_prompt(
@@ -107,12 +109,12 @@ def code_repair(request: HttpRequest, body: schemas.CodeRepairRequest) -> Any:
     with stage("completion.parse"):
         found = pipeline.candidates(completion, pipeline.first_path(body.modified_source_code), body.optimization_id)
     _store("/ai/code_repair", body.trace_id, body, {"candidate": found[:1]}, completion)
-    return (200, found[0]) if found else (404, {"error": "no repaired candidate"})
+    return Status(200, found[0]) if found else Status(404, {"error": "no repaired candidate"})
 
 
 @ai.post("/adaptive_optimize", response={200: dict, 404: dict})
 def adaptive_optimize(request: HttpRequest, body: schemas.AdaptiveRequest) -> Any:
-    _drift("/ai/adaptive_optimize", body)
+    _drift(request, "/ai/adaptive_optimize", body)
     with stage("prompt.assemble"):
         tried = "\n".join(f"{c.source} ({c.speedup}):\n{c.source_code}" for c in body.candidates)
         prompt = pipeline.optimize_prompt(body.original_source_code, "", None, "Candidates so far:\n" + tried)
@@ -121,12 +123,12 @@ def adaptive_optimize(request: HttpRequest, body: schemas.AdaptiveRequest) -> An
     with stage("completion.parse"):
         found = pipeline.candidates(completion, pipeline.first_path(body.original_source_code), parent)
     _store("/ai/adaptive_optimize", body.trace_id, body, {"candidate": found[:1]}, completion)
-    return (200, found[0]) if found else (404, {"error": "no new candidate"})
+    return Status(200, found[0]) if found else Status(404, {"error": "no new candidate"})
 
 
 @ai.post("/testgen", response={200: dict, 404: dict})
 def testgen(request: HttpRequest, body: schemas.TestgenRequest) -> Any:
-    _drift("/ai/testgen", body)
+    _drift(request, "/ai/testgen", body)
     with stage("prompt.assemble"):
         prompt = pipeline.testgen_prompt(body)
     completion = pipeline.complete("testgen", prompt, stream=True)
@@ -134,7 +136,7 @@ def testgen(request: HttpRequest, body: schemas.TestgenRequest) -> Any:
         tests = pipeline.test_source(completion)
     if tests is None:
         _store("/ai/testgen", body.trace_id, body, {"error": "no tests"}, completion, status=404)
-        return 404, {"error": "the model wrote no tests"}
+        return Status(404, {"error": "the model wrote no tests"})
     with stage("tests.instrument"):
         behavior, perf = pipeline.instrument_tests(tests, body)
     result = {
@@ -149,7 +151,7 @@ def testgen(request: HttpRequest, body: schemas.TestgenRequest) -> Any:
 
 @ai.post("/rank", response={200: dict, 404: dict})
 def rank(request: HttpRequest, body: schemas.RankRequest) -> Any:
-    _drift("/ai/rank", body)
+    _drift(request, "/ai/rank", body)
     with stage("prompt.assemble"):
         pairs = enumerate(zip(body.diffs, body.speedups, strict=False))
         prompt = "\n\n".join(f"[{i}] speedup {s:.2f}x\n{d}" for i, (d, s) in pairs)
@@ -164,14 +166,14 @@ def rank(request: HttpRequest, body: schemas.RankRequest) -> Any:
 
 @ai.post("/log_features")
 def log_features(request: HttpRequest, body: schemas.LogFeaturesRequest) -> dict[str, Any]:
-    _drift("/ai/log_features", body)
+    _drift(request, "/ai/log_features", body)
     _store("/ai/log_features", body.trace_id, body, {}, None)
     return {}
 
 
 @ai.post("/explain", response={200: dict, 404: dict})
 def explain(request: HttpRequest, body: schemas.ExplainRequest) -> Any:
-    _drift("/ai/explain", body)
+    _drift(request, "/ai/explain", body)
     with stage("prompt.assemble"):
         prompt = "\n\n".join(
             [
@@ -187,12 +189,12 @@ def explain(request: HttpRequest, body: schemas.ExplainRequest) -> Any:
     with stage("completion.parse"):
         text = completion.text.strip()
     _store("/ai/explain", body.trace_id, body, {"explanation": text}, completion)
-    return (200, {"explanation": text}) if text else (404, {"error": "no explanation"})
+    return Status(200, {"explanation": text}) if text else Status(404, {"error": "no explanation"})
 
 
 @ai.post("/optimization_review")
 def optimization_review(request: HttpRequest, body: schemas.ReviewRequest) -> dict[str, Any]:
-    _drift("/ai/optimization_review", body)
+    _drift(request, "/ai/optimization_review", body)
     with stage("prompt.assemble"):
         prompt = "\n\n".join(
             [
@@ -222,12 +224,12 @@ def optimization_review(request: HttpRequest, body: schemas.ReviewRequest) -> di
 def cli_get_user(request: HttpRequest) -> Any:
     # 403 tells codeflash the key cannot be used for telemetry: it then sends no
     # PostHog events (which would otherwise go to the internet).
-    return 403, {"error": "the reference backend has no users; telemetry stays off"}
+    return Status(403, {"error": "the reference backend has no users; telemetry stays off"})
 
 
 @cfapi.post("/mark-as-success")
 def mark_as_success(request: HttpRequest, body: schemas.MarkSuccessRequest) -> dict[str, Any]:
-    _drift("/cfapi/mark-as-success", body)
+    _drift(request, "/cfapi/mark-as-success", body)
     _store("/cfapi/mark-as-success", body.trace_id, body, {}, None)
     return {}
 
@@ -280,7 +282,7 @@ def _unknown(prefix: str) -> Any:
     def handler(request: HttpRequest, path: str) -> Any:
         endpoint = f"{prefix}/{path}"
         _record(endpoint, "unknown-route", f"{request.method} {endpoint}")
-        return 404, {"error": f"the reference backend has no {request.method} {endpoint}"}
+        return Status(404, {"error": f"the reference backend has no {request.method} {endpoint}"})
 
     return handler
 
@@ -302,24 +304,43 @@ ai.add_exception_handler(ValidationError, _validation_error)
 cfapi.add_exception_handler(ValidationError, _validation_error)
 
 
-def _drift(endpoint: str, body: Any) -> None:
-    """Record fields the schema does not know (a newer codeflash, or a bug)."""
-    unknown = sorted(_extra_fields(body))
+def _drift(request: HttpRequest, endpoint: str, body: Any) -> None:
+    """Record fields of the request the schema does not know (a newer codeflash, or a bug)."""
+    raw = getattr(request, "otel_run_body", None)
+    if isinstance(raw, list):  # a list body (refinement): check the item this body came from
+        trace_id = getattr(body, "trace_id", None)
+        raw = next((r for r in raw if isinstance(r, dict) and r.get("trace_id") == trace_id), None)
+    unknown = sorted(_unknown_keys(type(body), raw)) if isinstance(raw, dict) else []
     if unknown:
         _record(endpoint, "unknown-fields", ", ".join(unknown))
 
 
-def _extra_fields(model: Any, prefix: str = "") -> set[str]:
-    found = {prefix + k for k in (getattr(model, "model_extra", None) or {})}
-    for name in type(model).model_fields:
-        value = getattr(model, name, None)
-        if hasattr(value, "model_extra"):
-            found |= _extra_fields(value, f"{prefix}{name}.")
+def _unknown_keys(schema: Any, data: dict[str, Any], prefix: str = "") -> set[str]:
+    fields = getattr(schema, "model_fields", {})
+    found = {prefix + key for key in data if key not in fields}
+    for name, field in fields.items():
+        value = data.get(name)
+        inner = _schema_of(field.annotation)
+        if inner is None:
+            continue
+        if isinstance(value, dict):
+            found |= _unknown_keys(inner, value, f"{prefix}{name}.")
         elif isinstance(value, list):
             for item in value:
-                if hasattr(item, "model_extra"):
-                    found |= _extra_fields(item, f"{prefix}{name}[].")
+                if isinstance(item, dict):
+                    found |= _unknown_keys(inner, item, f"{prefix}{name}[].")
     return found
+
+
+def _schema_of(annotation: Any) -> Any:
+    """The schema class inside ``Schema``, ``list[Schema]`` or ``Schema | None``."""
+    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _schema_of(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _record(endpoint: str, kind: str, detail: str) -> None:
