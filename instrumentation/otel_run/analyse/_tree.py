@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from otel_run.analyse._ledger import ledger
 from otel_run.store._model import Span, Trace
 
 
@@ -160,6 +161,7 @@ def summary(trace: Trace, root_span_id: str | None = None, top: int = 10) -> dic
         "processes": [p.to_dict() for p in process_totals(trace)],
         "critical_path": [_span_ref(s, ns) for s, ns in path],
         "top_self_time": [_span_ref(s, ns) for s, ns in top_self_time(trace, top)],
+        "boundaries": ledger(trace),
     }
 
 

@@ -29,6 +29,8 @@ def render(trace: Trace, run: Run | None, console: Console, *, max_rows: int = 6
         console.print(Text(f"warning: {warning}", style="yellow"))
     console.print(_waterfall(trace, root, colours, console.width, max_rows))
     console.print(_processes(trace, colours))
+    for table in _boundaries(trace):
+        console.print(table)
     console.print(_critical(root, colours))
     console.print(_top(trace, colours, top))
 
@@ -134,6 +136,129 @@ def _processes(trace: Trace, colours: dict[str, str]) -> Table:
             "?" if p.span.unfinished else str(p.exit_code if p.exit_code is not None else ""),
         )
     return table
+
+
+def _boundaries(trace: Trace) -> list[Table]:
+    """The boundary ledger (analyse._ledger) as tables; empty parts are left out."""
+    from otel_run.analyse._ledger import llm_calls, round_trips, servers, subprocesses
+
+    tables = []
+    trips = round_trips(trace)
+    if trips:
+        table = _table(
+            "HTTP round-trips",
+            "caller",
+            "endpoint",
+            "server",
+            "calls",
+            "total",
+            "median",
+            "up",
+            "down",
+            "ser.",
+            "deser.",
+            "new conn",
+            "connect",
+            "errors",
+        )
+        for r in trips:
+            table.add_row(
+                r["caller"],
+                r["endpoint"],
+                r["server"] + (" (internet)" if r["internet"] else ""),
+                str(r["calls"]),
+                _ms(r["total_ms"] * 1e6),
+                _ms(r["median_ms"] * 1e6),
+                _size(r["bytes_up"]),
+                _size(r["bytes_down"]),
+                _ms(r["serialize_ms"] * 1e6),
+                _ms(r["deserialize_ms"] * 1e6),
+                f"{r['new_connections']}/{r['calls']}",
+                _ms(r["connect_ms"] * 1e6),
+                str(r["errors"] or ""),
+            )
+        tables.append(table)
+    server = servers(trace)
+    if server:
+        table = _table(
+            "server side",
+            "service",
+            "route",
+            "requests",
+            "total",
+            "LLM",
+            "overhead",
+            "deser.",
+            "prompt",
+            "parse",
+            "db",
+            "ser.",
+        )
+        for r in server:
+            table.add_row(
+                r["service"],
+                r["route"],
+                str(r["requests"]),
+                _ms(r["total_ms"] * 1e6),
+                _ms(r["llm_ms"] * 1e6),
+                _ms(r["overhead_ms"] * 1e6),
+                _ms(r["deserialize_ms"] * 1e6),
+                _ms(r["prompt_ms"] * 1e6),
+                _ms(r["parse_ms"] * 1e6),
+                _ms(r["db_ms"] * 1e6),
+                _ms(r["serialize_ms"] * 1e6),
+            )
+        tables.append(table)
+    llm = llm_calls(trace)
+    if llm:
+        table = _table("LLM calls", "service", "model", "calls", "total", "tokens in", "tokens out", "first token")
+        for r in llm:
+            ttft = r["median_ttft_ms"]
+            table.add_row(
+                r["service"],
+                r["model"],
+                str(r["calls"]),
+                _ms(r["total_ms"] * 1e6),
+                str(r["input_tokens"]),
+                str(r["output_tokens"]),
+                _ms(ttft * 1e6) if ttft is not None else "",
+            )
+        tables.append(table)
+    procs = [r for r in subprocesses(trace) if r["count"] > 1 or r["python"]]
+    if procs:
+        table = _table("processes by service", "service", "count", "wall", "start-up (median)", "start-up (total)")
+        for r in procs:
+            median = r["median_startup_ms"]
+            table.add_row(
+                r["service"],
+                str(r["count"]),
+                _ms(r["wall_ms"] * 1e6),
+                _ms(median * 1e6) if median is not None else "",
+                _ms(r["total_startup_ms"] * 1e6) if r["python"] else "",
+            )
+        tables.append(table)
+    return tables
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for i, column in enumerate(columns):
+        table.add_column(
+            column,
+            justify="left" if i < 3 else "right",
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=44 if i < 3 else None,
+        )
+    return table
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / 1048576:.1f} MiB"
 
 
 def _critical(root: Span, colours: dict[str, str]) -> Group:

@@ -286,9 +286,17 @@ class _Finisher:
             _say(
                 f"otel-run: trace {record.trace_id} · {wall:.3f} s · exit {exit_code} · "
                 f"{processes} process{'es' if processes != 1 else ''} · {spans} span{'s' if spans != 1 else ''}\n"
-                f"otel-run: stored in {store.trace_path(record.trace_id)} (otel-trace show {record.run_id[:8]})"
+                + (f"otel-run: {boundaries}\n" if (boundaries := _boundaries(trace)) else "")
+                + f"otel-run: stored in {store.trace_path(record.trace_id)} (otel-trace show {record.run_id[:8]})"
                 + (f"\notel-run: {pushed}" if pushed else "")
             )
+
+
+def _boundaries(trace: object) -> str:
+    """The boundary ledger's headline, for traces that crossed boundaries."""
+    from otel_run.analyse._ledger import headline
+
+    return headline(trace)  # type: ignore[arg-type]
 
 
 def _wants_export(opts: Options, environ: Mapping[str, str]) -> bool:
