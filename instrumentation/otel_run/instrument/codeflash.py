@@ -92,12 +92,23 @@ class CodeflashInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._wrap(module, qualname, _phase(tracer, name))
         for module, qualname, service in API_CALLS:
             if self._wrap(module, qualname, _api_call(tracer, service)):
-                _time_json(tracer, module)
+                self._time_json(tracer, module)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for owner, attr, original in reversed(self._undo):
             setattr(owner, attr, original)
         self._undo.clear()
+
+    def _time_json(self, tracer: Any, module_name: str) -> None:
+        """Time the ``json.dumps`` the module serializes its requests with: a
+        ``serialize request`` span under the API call span."""
+        module: Any = importlib.import_module(module_name)  # imported already by _wrap
+        real = getattr(module, "json", None)
+        if real is None or isinstance(real, _TimedJson):
+            _boot.debug(f"codeflash: {module_name} has no json module; request serialization not timed")
+            return
+        module.json = _TimedJson(tracer, real)
+        self._undo.append((module, "json", real))
 
     def _wrap(self, module_name: str, qualname: str, make: Any) -> bool:
         try:
@@ -222,18 +233,6 @@ def _record_response(tracer: Any, span: Any, response: Any) -> None:
                 return original_json(**kwargs)
 
         response.json = timed_json  # this response only: codeflash reads it with .json()
-
-
-def _time_json(tracer: Any, module_name: str) -> None:
-    """Time the ``json.dumps`` the module serializes its requests with: a
-    ``serialize request`` span under the API call span."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return
-    if not hasattr(module, "json") or isinstance(module.json, _TimedJson):
-        return
-    module.json = _TimedJson(tracer, module.json)  # type: ignore[attr-defined]
 
 
 class _TimedJson:
