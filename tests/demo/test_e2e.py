@@ -17,6 +17,7 @@ pytest.importorskip("django", reason="the demo extra (django) is not installed")
 
 
 def test_codeflash_optimize_is_one_trace_through_every_layer(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from otel_run.analyse import _tree
     from otel_run.demo._cli import _project, optimize, services
     from otel_run.store._store import Store
 
@@ -39,6 +40,7 @@ def test_codeflash_optimize_is_one_trace_through_every_layer(tmp_path: Path, cap
     assert run_id is not None
     run = store.find_run(run_id)
     trace = store.load_trace(run.trace_id)
+    summary = _tree.summary(trace, run.root_span_id)
     assert {s.trace_id for s in trace.spans} == {run.trace_id}
     assert trace.roots == [trace.by_id[run.root_span_id]], [r.name for r in trace.roots]  # every parent present
 
@@ -60,10 +62,20 @@ def test_codeflash_optimize_is_one_trace_through_every_layer(tmp_path: Path, cap
     servers = [s for s in trace.spans if s.kind == 2 and s.service == "codeflash-backend"]
     assert {s.name for s in servers} >= {"POST ai/optimize", "POST ai/testgen"}
     assert all(s.parent is not None and s.parent.service == "codeflash" for s in servers)
-    genai = [s for s in trace.spans if s.attributes.get("gen_ai.operation.name") == "chat"]
-    assert genai and all(s.attributes.get("gen_ai.usage.output_tokens") for s in genai)
+    genai = [s for s in trace.spans if s.kind == 3 and s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert genai and all(s.service == "codeflash-backend" for s in genai)
+    for span in genai:  # the official openai-v2 instrumentation, GenAI semantic conventions
+        assert span.attributes["gen_ai.request.model"] and span.attributes.get("gen_ai.usage.output_tokens")
     replayed = [s for s in trace.spans if s.kind == 2 and s.service == "llm-replay"]
     assert replayed and all(s.parent is not None and s.parent.service == "codeflash-backend" for s in replayed)
+    assert all(any(c.attributes.get("gen_ai.provider.name") for c in s.children) for s in replayed)
+
+    ledger = summary["boundaries"]
+    optimize_row = next(r for r in ledger["round_trips"] if r["endpoint"] == "POST /ai/optimize")
+    assert optimize_row["new_connections"] == optimize_row["calls"] and optimize_row["bytes_up"] > 0
+    backend_row = next(r for r in ledger["servers"] if r["route"] == "POST ai/optimize")
+    assert 0 < backend_row["llm_ms"] < backend_row["total_ms"]
+    assert next(r for r in ledger["subprocesses"] if r["service"] == "pytest")["median_startup_ms"] > 0
     assert any(s.attributes.get("db.system") == "sqlite" for s in trace.spans)
     phases = {s.name for s in trace.spans if s.scope_name == "otel_run.instrument.codeflash"}
     assert phases >= {

@@ -84,6 +84,8 @@ def round_trips(trace: Trace) -> list[dict[str, Any]]:
         else:
             row["reused_connections"] += 1
         row["resends"] += _int(span.attributes.get("http.request.resend_count")) or 0
+        if api is not None and _first_http_call(api) is not span:  # the API call tried again
+            row["resends"] += 1
         if api is not None:
             for child in api.children:
                 if child.name == "serialize request":
@@ -133,7 +135,7 @@ def servers(trace: Trace) -> list[dict[str, Any]]:
         row["requests"] += 1
         row["total_ms"] += span.duration_ns / 1e6
         for inner in _descendants_in_process(span):
-            if inner.attributes.get("gen_ai.operation.name"):
+            if _is_llm(inner):
                 row["llm_ms"] += inner.duration_ns / 1e6
                 row["llm_calls"] += 1
             elif inner.attributes.get("db.system") or inner.attributes.get("db.system.name"):
@@ -145,6 +147,19 @@ def servers(trace: Trace) -> list[dict[str, Any]]:
         row["overhead_ms"] = row["total_ms"] - row["llm_ms"]
         out.append(row)
     return sorted(out, key=lambda r: -r["total_ms"])
+
+
+def _is_llm(span: Span) -> bool:
+    return bool(span.attributes.get("gen_ai.operation.name"))
+
+
+def _under_a_server(span: Span) -> bool:
+    parent = span.parent
+    while parent is not None:
+        if parent.kind == KIND_SERVER:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _descendants_in_process(root: Span) -> Iterable[Span]:
@@ -240,9 +255,10 @@ def headline(trace: Trace) -> str:
         new = sum(r["new_connections"] for r in trips)
         up, down = sum(r["bytes_up"] for r in trips), sum(r["bytes_down"] for r in trips)
         parts.append(f"{calls} HTTP round-trips ({_bytes(up)} up, {_bytes(down)} down, {new} new connections)")
-    server = servers(trace)
-    if server:
-        total, llm = sum(r["total_ms"] for r in server), sum(r["llm_ms"] for r in server)
+    front = [s for s in trace.spans if s.kind == KIND_SERVER and not _under_a_server(s)]
+    if front:  # the servers the command called (not the LLM server a backend called: its time is inside)
+        total = sum(s.duration_ns for s in front) / 1e6
+        llm = sum(i.duration_ns for s in front for i in _descendants_in_process(s) if _is_llm(i)) / 1e6
         parts.append(f"server {total / 1000:.2f} s of which LLM {llm / 1000:.2f} s")
     procs = [r for r in subprocesses(trace) if r["python"]]
     if procs:
@@ -283,6 +299,12 @@ def _api_span(span: Span) -> Span | None:
             return None
         parent = parent.parent
     return None
+
+
+def _first_http_call(api: Span) -> Span | None:
+    return min(
+        (c for c in api.children if c.kind == KIND_CLIENT and _method(c)), key=lambda c: c.start_ns, default=None
+    )
 
 
 def _url(span: Span) -> str:

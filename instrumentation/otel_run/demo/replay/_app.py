@@ -18,6 +18,8 @@ from otel_run import _env
 from otel_run.demo.replay._cassettes import NOTHING_FOUND, Cassette, Library, request_hash, request_text
 
 StartResponse = Callable[..., Any]
+PROVIDER = "otel_run.replay"  # gen_ai.provider.name of the replayed model
+_TRACER = trace.get_tracer("otel_run.demo.replay")
 _ids = count(1)
 
 
@@ -73,10 +75,22 @@ class ReplayApp:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
             return self._stream(cassette, model, include_usage)
-        self._sleep(cassette.latency_ms)
+        span = _generation(cassette, model)
+        try:
+            self._sleep(cassette.latency_ms)
+        finally:
+            span.end()
         return _json(start_response, 200, _completion(cassette, model))
 
     def _stream(self, cassette: Cassette, model: str, include_usage: bool) -> Iterator[bytes]:
+        # not made current: the context would stay attached between chunks, outside this generator
+        span = _generation(cassette, model)
+        try:
+            yield from self._chunks(cassette, model, include_usage)
+        finally:
+            span.end()
+
+    def _chunks(self, cassette: Cassette, model: str, include_usage: bool) -> Iterator[bytes]:
         ident, created = f"chatcmpl-replay-{next(_ids)}", int(time.time())
         self._sleep(cassette.ttft_ms)
         pieces = _split(cassette.content, 8)
@@ -149,6 +163,22 @@ class ReplayApp:
             time.sleep(ms * self.latency_scale / 1000)
 
 
+def _generation(cassette: Cassette, model: str) -> trace.Span:
+    """The provider side of a completion: the time the "model" takes, as a GenAI
+    span, so that the replay server's own overhead is its server span minus this."""
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": PROVIDER,
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": cassette.model if cassette.model != "replay" else model,
+        "gen_ai.response.finish_reasons": [cassette.finish_reason],
+        "gen_ai.usage.input_tokens": cassette.prompt_tokens,
+        "gen_ai.usage.output_tokens": cassette.completion_tokens,
+        "replay.cassette": cassette.name,
+    }
+    return _TRACER.start_span(f"chat {model}", attributes=attributes)
+
+
 def _completion(cassette: Cassette, model: str) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-replay-{next(_ids)}",
@@ -197,5 +227,5 @@ def app_from_environ(environ: dict[str, str] | None = None) -> ReplayApp:
         Library(environ.get(_env.OTEL_RUN_REPLAY_CASSETTES)),
         float(environ.get(_env.OTEL_RUN_REPLAY_LATENCY_SCALE, "1") or 1),
         environ.get(_env.OTEL_RUN_REPLAY_UPSTREAM) or None,
-        environ.get(_env.OTEL_RUN_REPLAY_UPSTREAM_KEY) or environ.get("OPENAI_API_KEY") or None,
+        environ.get(_env.OTEL_RUN_REPLAY_UPSTREAM_KEY) or environ.get(_env.OPENAI_API_KEY) or None,
     )
