@@ -67,6 +67,12 @@ otel-run's own variables:
     they are costly where they are not wanted (``sqlite3``: every query a span).
 ``XDG_DATA_HOME`` / ``HOME``
     Locate the default store.
+``COLUMNS``
+    Width of ``otel-trace`` tables when stdout is not a terminal (default 160;
+    read through :func:`shutil.get_terminal_size`).
+``OPENAI_API_KEY``
+    The API key the reference backend sends to its LLM and the replay server's
+    record mode sends upstream (default: none; the replay server needs none).
 """
 
 from __future__ import annotations
@@ -101,5 +107,7 @@ OTEL_RUN_BACKEND_LLM_MODEL = "OTEL_RUN_BACKEND_LLM_MODEL"
 OTEL_RUN_INSTRUMENTATIONS = "OTEL_RUN_INSTRUMENTATIONS"
 
 XDG_DATA_HOME = "XDG_DATA_HOME"
+COLUMNS = "COLUMNS"
+OPENAI_API_KEY = "OPENAI_API_KEY"
 HOME = "HOME"
 PYTHONPATH = "PYTHONPATH"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +59,16 @@ def test_derived_span_ids_are_stable_and_distinct() -> None:
 def test_python_service_and_span_names(argv: list[str], service: str, name: str) -> None:
     assert _boot._python_service(argv) == service
     assert _boot._python_span_name(argv) == name
+
+
+def test_a_package_main_run_by_path_is_named_by_its_dotted_package(tmp_path: Path) -> None:
+    main = tmp_path / "site-packages" / "jedi" / "inference" / "subprocess" / "__main__.py"
+    main.parent.mkdir(parents=True)
+    for package in (main.parent, main.parent.parent, main.parent.parent.parent):
+        (package / "__init__.py").write_text("")
+    main.write_text("")
+    # not "subprocess", which reads as the standard library's
+    assert _boot._python_service(["python", str(main), "arg"]) == "jedi.inference.subprocess"
 
 
 def test_span_json_is_valid_otlp_json_with_redaction() -> None:

@@ -1115,11 +1115,22 @@ def _python_service(argv: list[str]) -> str:
     if mode == "script" and target != "-":
         base = os.path.basename(target.rstrip("/"))
         if base in ("__main__.py", "__init__.py"):
-            base = os.path.basename(os.path.dirname(os.path.abspath(target)))
+            return _package_of(os.path.dirname(os.path.abspath(target))) or "python"
         return base[:-3] if base.endswith(".py") else base or "python"
     if mode == "-c" and "--multiprocessing-fork" in rest:
         return "multiprocessing"
     return os.path.basename(argv[0]) if argv else "python"
+
+
+def _package_of(directory: str) -> str:
+    """The dotted name of the package in ``directory`` (``jedi.inference.compiled.subprocess``
+    for a ``__main__.py`` run by path), climbing while the parent is a package too."""
+    names = [os.path.basename(directory)]
+    parent = os.path.dirname(directory)
+    while parent != directory and os.path.exists(os.path.join(parent, "__init__.py")) and len(names) < 8:
+        directory, parent = parent, os.path.dirname(parent)
+        names.append(os.path.basename(directory))
+    return ".".join(reversed(names))
 
 
 def _python_span_name(argv: list[str]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -87,7 +88,6 @@ def _list(store: Store, args: argparse.Namespace) -> int:
     if not runs:
         _err(f"no runs in {store.root}" + (f" with label {args.label!r}" if args.label else ""))
         return 0
-    import shutil
 
     rows = [("RUN", "STARTED", "WALL", "EXIT", "PROCS", "SPANS", "LABEL", "COMMAND")]
     for run in runs:
@@ -125,7 +125,8 @@ def _show(store: Store, args: argparse.Namespace) -> int:
 
     from otel_run.render._waterfall import render
 
-    render(trace, run, Console(), max_rows=10**9 if args.all else 60, top=args.top)
+    width = shutil.get_terminal_size((160, 24)).columns  # COLUMNS, else the terminal, else 160
+    render(trace, run, Console(width=width), max_rows=10**9 if args.all else 60, top=args.top)
     return 0
 
 

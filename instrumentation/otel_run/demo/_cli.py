@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--llm-port", type=int, default=8100, help="port of the replay LLM server (default 8100)")
     parser.add_argument("--store", help="store directory (default: $OTEL_RUN_STORE or ~/.local/share/otel-run)")
+    parser.add_argument("-l", "--label", default="demo", help="label of the optimize run in the store (default: demo)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy of the project")
     parser.add_argument("-q", "--quiet", action="store_true", help="no trace summary at the end")
     return parser
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _wait_for_signal()
             return 0
         with services(project, args.llm_port, args.latency_scale, environ):
-            code, run_id = optimize(project, args.script, args.looping_time, environ, keep=args.keep)
+            code, run_id = optimize(project, args.script, args.looping_time, environ, label=args.label, keep=args.keep)
         if not args.quiet and run_id:
             subprocess.run([str(BIN / "otel-trace"), "show", run_id], env=environ, check=False)
         return code
@@ -192,7 +193,12 @@ def _healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float 
 
 
 def optimize(
-    project: Path, script: str, looping_time: float, environ: Mapping[str, str], keep: bool = False
+    project: Path,
+    script: str,
+    looping_time: float,
+    environ: Mapping[str, str],
+    label: str = "demo",
+    keep: bool = False,
 ) -> tuple[int, str | None]:
     """``otel-run codeflash optimize SCRIPT`` in a scratch copy of ``project``;
     returns codeflash's exit status and the run id."""
@@ -203,7 +209,6 @@ def optimize(
         home = scratch / "home"
         home.mkdir()
         env = codeflash_environment(environ, home, looping_time)
-        label = environ.get("OTEL_DEMO_LABEL", "demo")
         before = _last_run(env)
         result = subprocess.run(
             [str(BIN / "otel-run"), "-l", label, "--", str(BIN / "codeflash"), "optimize", script],

@@ -27,4 +27,4 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "W
 
 LLM_BASE_URL = os.environ.get(_env.OTEL_RUN_BACKEND_LLM_URL, "http://127.0.0.1:8100/v1")
 LLM_MODEL = os.environ.get(_env.OTEL_RUN_BACKEND_LLM_MODEL, "gpt-4.1")
-LLM_API_KEY = os.environ.get("OPENAI_API_KEY", "replay")
+LLM_API_KEY = os.environ.get(_env.OPENAI_API_KEY, "replay")
