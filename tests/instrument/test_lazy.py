@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import textwrap
 
-from tests.conftest import PYTHON, PYTHON_NAME, Runner, one
+import pytest
+
+from tests.conftest import PYTHON, PYTHON_NAME, Runner, one, settled_trace
 
 SHOW_MODULES = "import json, sys; print(json.dumps(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'otel_run', 'wrapt', 'packaging')))))"
 
@@ -34,15 +36,52 @@ def test_subprocess_is_traced_without_the_sdk(runner: Runner) -> None:
     assert one(trace, lambda s: s.parent is call).attributes["process.exit.code"] == 0
 
 
-def test_importing_requests_loads_its_instrumentation_and_records_the_cost(runner: Runner) -> None:
-    result = runner.run(PYTHON, "-c", "import requests;" + SHOW_MODULES)
-    loaded = json.loads(result.stdout)
-    assert "opentelemetry.instrumentation.requests" in loaded
-    assert "opentelemetry.instrumentation.urllib3" in loaded
-    assert "opentelemetry.instrumentation.httpx" not in loaded
-    _, trace = runner.last()
+SHOW = "print(json.dumps(sorted(m for m in sys.modules if m.startswith('opentelemetry.instrumentation.'))))"
+
+
+@pytest.mark.parametrize("client", ["requests", "httpx"])
+def test_an_http_client_is_instrumented_at_its_first_request_not_its_import(
+    runner: Runner, service: int, client: str
+) -> None:
+    # a pytest run under codeflash imports requests and never sends a request: it must not pay for the SDK
+    code = f"import json, sys, {client};{SHOW};{client}.get('http://127.0.0.1:{service}/work');{SHOW}"
+    result = runner.run(PYTHON, "-c", code)
+    assert result.returncode == 0, result.stderr
+    after_import, after_request = (json.loads(line) for line in result.stdout.splitlines())
+    assert after_import == []
+    assert f"opentelemetry.instrumentation.{client}" in after_request
+    _, trace = settled_trace(runner, lambda t: any(s.kind == 2 for s in t.spans))
     loads = {s.name for s in trace.spans if s.name.startswith("otel-run load")}
-    assert loads == {"otel-run load urllib3", "otel-run load requests"}
+    assert loads == (
+        {"otel-run load urllib3", "otel-run load requests"} if client == "requests" else {"otel-run load httpx"}
+    )
+    [request] = [s for s in trace.spans if s.kind == 3]  # the very first request is traced
+    [server] = [s for s in trace.spans if s.kind == 2]
+    assert server.parent is request and any(c.name == "connect" for c in request.children)
+
+
+def test_a_library_that_wraps_the_method_after_the_import_keeps_its_wrapper(runner: Runner, service: int) -> None:
+    # sentry-sdk and others patch Session.send at their own set-up, after the import we armed on
+    code = textwrap.dedent(
+        f"""
+        import requests
+        from requests.sessions import Session
+        calls = []
+        inner = Session.send
+        def wrapper(self, request, **kwargs):
+            calls.append(request.url)
+            return inner(self, request, **kwargs)
+        Session.send = wrapper
+        for _ in range(2):
+            assert requests.get("http://127.0.0.1:{service}/work").status_code == 200
+        assert len(calls) == 2, calls
+        print("ok")
+        """
+    )
+    result = runner.run(PYTHON, "-c", code)
+    assert result.stdout.strip() == b"ok", result.stderr
+    _, trace = settled_trace(runner, lambda t: sum(1 for s in t.spans if s.kind == 2) >= 2)
+    assert len([s for s in trace.spans if s.kind == 3]) >= 1  # traced from the second call on, at worst
 
 
 def test_disabled_instrumentations_are_not_loaded(runner: Runner) -> None:

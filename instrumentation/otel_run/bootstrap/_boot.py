@@ -622,14 +622,36 @@ def enable_instrumentation(name: str) -> None:
     its library is imported already, else when it is."""
     from otel_run.bootstrap._registry import triggers
 
-    finder = FINDER
-    if finder is None:
+    if FINDER is None:
         return
     for module, callback in triggers(enabled={name}, only={name}).items():
-        if module in sys.modules:
-            callback(sys.modules[module])
-        else:
-            finder.triggers[module] = callback
+        when_imported(module, callback)
+
+
+def when_imported(module: str, callback: Callable[[Any], None]) -> bool:
+    """Run ``callback(module)`` right after ``module`` is first imported, or now
+    if it is imported already. False when there is no import hook (a process
+    otel-run does not trace): the caller decides what to do then."""
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        callback(loaded)
+        return True
+    finder = FINDER
+    if finder is None:
+        return False
+    previous = finder.triggers.get(module)
+    if previous is None:
+        finder.triggers[module] = callback
+    else:
+
+        def both(mod: Any) -> None:
+            try:
+                previous(mod)
+            finally:
+                callback(mod)
+
+        finder.triggers[module] = both
+    return True
 
 
 def current_parent_span_id() -> str:

@@ -2,7 +2,8 @@
 
 The bootstrap installs a post-import hook for each trigger module; the first
 time a program imports it, :func:`otel_run.instrument._loader.load` loads the
-instrumentation. Names are the ``opentelemetry_instrumentor`` entry-point names,
+instrumentation — or, for the HTTP clients and OpenAI, arms it to load at the
+first call (:data:`FIRST_USE`). Names are the ``opentelemetry_instrumentor`` entry-point names,
 so ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` switches them off as it does for
 ``opentelemetry-instrument``.
 
@@ -34,6 +35,25 @@ INSTRUMENTATIONS: dict[str, tuple[str, str]] = {
 instrumentation (it needs no SDK); ``codeflash`` is otel-run's; the others are
 the official OpenTelemetry instrumentations, loaded with the SDK."""
 
+FIRST_USE: dict[str, tuple[tuple[str, str, str], ...]] = {
+    # name: the (module, class, method) calls that load it, instead of the import
+    "urllib3": (("urllib3.connectionpool", "HTTPConnectionPool", "urlopen"),),
+    "requests": (("requests.sessions", "Session", "send"),),
+    "httpx": (("httpx", "HTTPTransport", "handle_request"), ("httpx", "AsyncHTTPTransport", "handle_async_request")),
+    "openai": (
+        ("openai.resources.chat.completions", "Completions", "create"),
+        ("openai.resources.chat.completions", "AsyncCompletions", "create"),
+        ("openai.resources.embeddings", "Embeddings", "create"),
+        ("openai.resources.embeddings", "AsyncEmbeddings", "create"),
+    ),
+}
+"""Instrumentations loaded at the first *call* into their library rather than at
+its import: a process that imports ``requests`` and never sends a request (every
+pytest run under codeflash: its plugin imports it) pays nothing for the SDK.
+These are the methods the official instrumentations wrap; until the first call
+each holds a stub that loads the instrumentation and passes the call on (see
+:func:`otel_run.instrument._loader.arm`)."""
+
 OPT_IN = frozenset({"sqlite3"})
 """Off unless named in ``OTEL_RUN_INSTRUMENTATIONS`` or ``otel_run.setup(instrumentations=...)``:
 a span per query costs too much in programs that did not ask (codeflash's own
@@ -61,8 +81,11 @@ def triggers(
 
 def _callback(name: str) -> Callable[[Any], None]:
     def fire(_module: Any) -> None:
-        from otel_run.instrument._loader import load
+        from otel_run.instrument._loader import arm, load
 
-        load(name)
+        if name in FIRST_USE:
+            arm(name)
+        else:
+            load(name)
 
     return fire

@@ -1,4 +1,5 @@
-"""Loads an instrumentation the moment the library it instruments is imported.
+"""Loads an instrumentation when the library it instruments is imported — or,
+for the HTTP clients and OpenAI, at the first call into it.
 
 Called by the bootstrap's post-import hook (see :mod:`otel_run.bootstrap._registry`). Every load
 is itself recorded as a span (``otel-run load <name>``), so the tracer's own
@@ -9,12 +10,89 @@ Failures are logged (``OTEL_RUN_DEBUG=1``) and never reach the program.
 from __future__ import annotations
 
 import importlib
+from _thread import RLock
 from time import time_ns
+from typing import Any
 
 from otel_run.bootstrap import _boot
-from otel_run.bootstrap._registry import INSTRUMENTATIONS
+from otel_run.bootstrap._registry import FIRST_USE, INSTRUMENTATIONS
 
 _loaded: set[str] = set()
+_armed: dict[str, list[_Stub]] = {}
+_lock = RLock()
+
+
+class _Stub:
+    """Stands in for one method until the first call: then puts the method back
+    (if nothing wrapped it since), loads the instrumentation, which wraps it,
+    and passes the call on to whatever is there now."""
+
+    __slots__ = ("attr", "function", "name", "original", "owner", "restored")
+
+    def __init__(self, name: str, owner: Any, attr: str, original: Any) -> None:
+        self.name, self.owner, self.attr, self.original = name, owner, attr, original
+        self.restored = False
+        self.function = self._make()
+
+    def _make(self) -> Any:
+        original = self.original
+
+        def first_use(*args: Any, **kwargs: Any) -> Any:
+            if self.name in _armed:
+                _activate(self.name)
+            if self.restored:  # the class holds the instrumented method now
+                return getattr(self.owner, self.attr)(*args, **kwargs)
+            return original(*args, **kwargs)  # something wrapped us meanwhile: it got instrumented instead
+
+        first_use.__name__ = getattr(original, "__name__", self.attr)
+        first_use.__qualname__ = getattr(original, "__qualname__", self.attr)
+        first_use.__doc__ = getattr(original, "__doc__", None)
+        first_use.__wrapped__ = original  # type: ignore[attr-defined]
+        return first_use
+
+
+def arm(name: str) -> None:
+    """Load ``name`` at the first call of one of its :data:`FIRST_USE` methods
+    (installed in each method's module now or when that module is imported)."""
+    if name in _loaded or name in _armed or _boot.PROCESS is None:
+        return
+    _armed[name] = []
+    for module, owner, attr in FIRST_USE[name]:
+        if not _boot.when_imported(module, _installer(name, owner, attr)):
+            _activate(name)  # no import hook: load now
+            return
+
+
+def _installer(name: str, owner: str, attr: str) -> Any:
+    return lambda module: _install(name, module, owner, attr)
+
+
+def _install(name: str, module: Any, owner_name: str, attr: str) -> None:
+    with _lock:
+        stubs = _armed.get(name)
+        if stubs is None:  # loaded meanwhile
+            return
+        owner = getattr(module, owner_name, None)
+        original = getattr(owner, "__dict__", {}).get(attr)
+        if not callable(original):
+            _boot.debug(f"first-use hook {module.__name__}.{owner_name}.{attr} not found: loading {name} now")
+            _activate(name)
+            return
+        stub = _Stub(name, owner, attr, original)
+        setattr(owner, attr, stub.function)
+        stubs.append(stub)
+
+
+def _activate(name: str) -> None:
+    with _lock:
+        stubs = _armed.pop(name, None)
+        if stubs is None:
+            return
+        for stub in stubs:
+            if stub.owner.__dict__.get(stub.attr) is stub.function:
+                setattr(stub.owner, stub.attr, stub.original)
+                stub.restored = True
+        load(name)
 
 
 def load(name: str) -> None:

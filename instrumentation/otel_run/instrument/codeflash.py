@@ -15,6 +15,9 @@ connection is opened, a ``connect`` span sit under it: codeflash sends
 
 Version-tolerant: each wrap point is looked up by name, and one that moved in
 another codeflash version is skipped with a debug log (``OTEL_RUN_DEBUG=1``).
+Under otel-run nothing is imported early: each module is patched right after
+codeflash imports it (so a function other modules import by name is wrapped
+before they bind it); under ``opentelemetry-instrument`` they are imported at once.
 Nothing here may change what codeflash does: every wrapper calls through, and
 errors of its own are logged, never raised.
 """
@@ -82,43 +85,66 @@ class CodeflashInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Spans for codeflash's phases and backend calls (see the module docstring)."""
 
     _undo: ClassVar[list[tuple[Any, str, Any]]] = []
+    _active: ClassVar[bool] = False
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("codeflash >= 0.20",)
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
+        points: dict[str, list[tuple[str, Any, bool]]] = {}
         for module, qualname, name in PHASES:
-            self._wrap(module, qualname, _phase(tracer, name))
+            points.setdefault(module, []).append((qualname, _phase(tracer, name), False))
         for module, qualname, service in API_CALLS:
-            if self._wrap(module, qualname, _api_call(tracer, service)):
-                self._time_json(tracer, module)
+            points.setdefault(module, []).append((qualname, _api_call(tracer, service), True))
+        type(self)._active = True
+        for module_name, wanted in points.items():
+            patch = self._patcher(tracer, wanted)
+            # Under otel-run each module is patched right after codeflash imports it: nothing is
+            # imported early, and a function other modules import by name is wrapped before they do.
+            if not _boot.when_imported(module_name, patch):
+                try:
+                    patch(importlib.import_module(module_name))
+                except ImportError as exc:
+                    for qualname, _make, _api in wanted:
+                        _boot.debug(f"codeflash: {module_name}.{qualname} not found ({exc!r}); not traced")
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        type(self)._active = False  # modules imported from now on stay as they are
         for owner, attr, original in reversed(self._undo):
             setattr(owner, attr, original)
         self._undo.clear()
 
-    def _time_json(self, tracer: Any, module_name: str) -> None:
+    def _patcher(self, tracer: Any, wanted: list[tuple[str, Any, bool]]) -> Any:
+        def patch(module: Any) -> None:
+            if not type(self)._active:
+                return
+            for qualname, make, api in wanted:
+                if self._wrap(module, qualname, make) and api:
+                    self._time_json(tracer, module)
+
+        return patch
+
+    def _time_json(self, tracer: Any, module: Any) -> None:
         """Time the ``json.dumps`` the module serializes its requests with: a
         ``serialize request`` span under the API call span."""
-        module: Any = importlib.import_module(module_name)  # imported already by _wrap
         real = getattr(module, "json", None)
         if real is None or isinstance(real, _TimedJson):
-            _boot.debug(f"codeflash: {module_name} has no json module; request serialization not timed")
+            if real is None:
+                _boot.debug(f"codeflash: {module.__name__} has no json module; request serialization not timed")
             return
         module.json = _TimedJson(tracer, real)
         self._undo.append((module, "json", real))
 
-    def _wrap(self, module_name: str, qualname: str, make: Any) -> bool:
+    def _wrap(self, module: Any, qualname: str, make: Any) -> bool:
         try:
-            owner: Any = importlib.import_module(module_name)
+            owner: Any = module
             *path, attr = qualname.split(".")
             for part in path:
                 owner = getattr(owner, part)
             original = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
-        except (ImportError, AttributeError, KeyError) as exc:
-            _boot.debug(f"codeflash: {module_name}.{qualname} not found ({exc!r}); not traced")
+        except (AttributeError, KeyError) as exc:
+            _boot.debug(f"codeflash: {module.__name__}.{qualname} not found ({exc!r}); not traced")
             return False
         wrapper = make(original)
         wrapper.__wrapped__ = original
