@@ -654,6 +654,17 @@ def when_imported(module: str, callback: Callable[[Any], None]) -> bool:
     return True
 
 
+def ensure_finder() -> PostImportFinder:
+    """The post-import hook, installed now (with nothing to watch) if otel-run
+    did not install it: lets an instrumentor loaded by stock
+    ``opentelemetry-instrument`` wait for its library instead of importing it."""
+    global FINDER
+    if FINDER is None:
+        FINDER = PostImportFinder({})
+        sys.meta_path.insert(0, FINDER)
+    return FINDER
+
+
 def current_parent_span_id() -> str:
     """The span a new child should hang under: the current OpenTelemetry span of
     the calling thread when the API is loaded and it belongs to our trace,

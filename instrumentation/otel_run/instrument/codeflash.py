@@ -24,7 +24,6 @@ errors of its own are logged, never raised.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Collection
 from typing import Any, ClassVar
@@ -98,16 +97,11 @@ class CodeflashInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for module, qualname, service in API_CALLS:
             points.setdefault(module, []).append((qualname, _api_call(tracer, service), True))
         type(self)._active = True
+        _boot.ensure_finder()  # under stock opentelemetry-instrument too: importing codeflash early costs ~1 s
         for module_name, wanted in points.items():
-            patch = self._patcher(tracer, wanted)
-            # Under otel-run each module is patched right after codeflash imports it: nothing is
-            # imported early, and a function other modules import by name is wrapped before they do.
-            if not _boot.when_imported(module_name, patch):
-                try:
-                    patch(importlib.import_module(module_name))
-                except ImportError as exc:
-                    for qualname, _make, _api in wanted:
-                        _boot.debug(f"codeflash: {module_name}.{qualname} not found ({exc!r}); not traced")
+            # Each module is patched right after codeflash imports it: nothing is imported
+            # early, and a function other modules import by name is wrapped before they do.
+            _boot.when_imported(module_name, self._patcher(tracer, wanted))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         type(self)._active = False  # modules imported from now on stay as they are
