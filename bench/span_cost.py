@@ -77,9 +77,13 @@ def _noop_exporter() -> Any:
 
 
 def _store_process() -> Any:
+    import atexit
+    import shutil
+
     from otel_run.bootstrap import _boot
 
     store = tempfile.mkdtemp(prefix="otel-run-bench-")
+    atexit.register(shutil.rmtree, store, True)  # each pyperf worker writes ~10 MB of spans
     process = _boot.Process({}, store, TRACE_ID, "00f067aa0ba902b7")
     process.adopt(None)
     process.describe()
