@@ -1,14 +1,17 @@
 # otel-run: two commands do all set-up on a fresh machine.
 #
-#   make demo    run the demo pipeline under otel-run (embedded store, no servers) and show its trace
+#   make demo    codeflash optimize foo.py on bench/fixture, offline (reference backend + replay LLM), as one trace
 #   make test    the whole test suite: ruff, mypy, pytest
-#   make bench   start-up and per-span benchmarks (writes results/*.md; needs hyperfine)
+#
+#   make demo-pipeline     the small multi-process demo (HTTP service, workers, multiprocessing pool)
+#   make bench             start-up and per-span benchmarks (writes results/*.md; needs hyperfine)
+#   make bench-codeflash   codeflash optimize with and without otel-run (writes results/codeflash.md; ~15 min)
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-pipeline test bench bench-codeflash clean
 
 setup: $(VENV)/.installed
 
@@ -19,6 +22,9 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: setup
+	$(BIN)/otel-demo
+
+demo-pipeline: setup
 	$(BIN)/otel-run $(BIN)/python bench/demo/pipeline.py
 	$(BIN)/otel-trace show
 
@@ -31,6 +37,9 @@ test: setup
 bench: setup
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/span_cost.py
+
+bench-codeflash: setup
+	$(BIN)/python bench/codeflash_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

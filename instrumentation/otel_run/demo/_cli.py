@@ -100,25 +100,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextmanager
-def services(project: Path, llm_port: int, latency_scale: float, environ: Mapping[str, str]) -> Iterator[Path]:
-    """The replay LLM and the reference backend, each under otel-run, until the
-    block ends. Yields the scratch directory holding the backend's database."""
+def services(
+    project: Path, llm_port: int, latency_scale: float, environ: Mapping[str, str], traced: bool = True
+) -> Iterator[Path]:
+    """The replay LLM and the reference backend, each under otel-run (or, with
+    ``traced=False``, untraced: ``OTEL_SDK_DISABLED=true``), until the block
+    ends. Yields the scratch directory holding the backend's database."""
     for port in (AI_PORT, CFAPI_PORT, llm_port):
         if _listening(port):
             raise OtelRunError(f"port {port} is in use (another backend or demo running?)")
     work = Path(tempfile.mkdtemp(prefix="otel-demo-services-"))
     env = dict(environ)
     env[_env.OTEL_RUN_BACKEND_DB] = str(work / "backend.sqlite3")
-    otel_run = [str(BIN / "otel-run"), "-q"]
+    if not traced:
+        env[_env.OTEL_SDK_DISABLED] = "true"
+    otel_run = [str(BIN / "otel-run"), "-q"] if traced else []
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(
             _start(
                 [
-                    *otel_run,
-                    "-l",
-                    "replay-llm",
-                    "--",
+                    *(otel_run and [*otel_run, "-l", "replay-llm", "--"]),
                     sys.executable,
                     "-m",
                     "otel_run.demo.replay",
@@ -136,10 +138,7 @@ def services(project: Path, llm_port: int, latency_scale: float, environ: Mappin
         procs.append(
             _start(
                 [
-                    *otel_run,
-                    "-l",
-                    "backend",
-                    "--",
+                    *(otel_run and [*otel_run, "-l", "backend", "--"]),
                     sys.executable,
                     "-m",
                     "otel_run.demo.backend",
@@ -202,12 +201,7 @@ def optimize(
 ) -> tuple[int, str | None]:
     """``otel-run codeflash optimize SCRIPT`` in a scratch copy of ``project``;
     returns codeflash's exit status and the run id."""
-    scratch = Path(tempfile.mkdtemp(prefix="otel-demo-"))
-    try:
-        workdir = scratch / project.name
-        shutil.copytree(project, workdir, ignore=shutil.ignore_patterns("cassettes", "__pycache__", ".pytest_cache"))
-        home = scratch / "home"
-        home.mkdir()
+    with scratch_copy(project, keep) as (workdir, home):
         env = codeflash_environment(environ, home, looping_time)
         before = _last_run(env)
         result = subprocess.run(
@@ -218,9 +212,22 @@ def optimize(
             check=False,
         )
         after = _last_run(env)
+        return result.returncode, after if after != before else None
+
+
+@contextmanager
+def scratch_copy(project: Path, keep: bool = False) -> Iterator[tuple[Path, Path]]:
+    """A throw-away copy of ``project`` (codeflash rewrites the code it
+    optimizes) and an empty home directory; yields both."""
+    scratch = Path(tempfile.mkdtemp(prefix="otel-demo-"))
+    try:
+        workdir = scratch / project.name
+        shutil.copytree(project, workdir, ignore=shutil.ignore_patterns("cassettes", "__pycache__", ".pytest_cache"))
+        home = scratch / "home"
+        home.mkdir()
+        yield workdir, home
         if keep:
             _say(f"otel-demo: the optimized project is in {workdir}")
-        return result.returncode, after if after != before else None
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
