@@ -51,6 +51,12 @@ def loads(data: bytes | str) -> Any:
         value, end = _scan(text, start)
     except StopIteration as exc:
         raise ValueError(f"expecting a JSON value at char {exc.value}") from None
+    except SystemError:
+        # some errors (an unterminated string) are raised by ``_json`` through
+        # ``json.decoder``, which is not imported here: let json say what is wrong
+        import json
+
+        return json.loads(text)
     while end < len(text) and text[end] in _WHITESPACE:
         end += 1
     if end != len(text):
