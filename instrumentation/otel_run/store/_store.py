@@ -33,11 +33,14 @@ class Run:
         "host",
         "label",
         "processes",
+        "repeat",
         "root_span_id",
         "run_id",
+        "series",
         "spans",
         "start_ns",
         "trace_id",
+        "warmup",
     )
 
     def __init__(self, run_id: str) -> None:
@@ -55,6 +58,11 @@ class Run:
         self.spans: int | None = None
         self.processes: int | None = None
         self.finished = False
+        self.warmup = False
+        """A warm-up run of ``otel-run --warmup``: stored, but not compared."""
+        self.series: str | None = None
+        """The id shared by the runs of one ``otel-run --runs`` invocation."""
+        self.repeat: int | None = None
 
     @property
     def wall_ms(self) -> float | None:
@@ -156,38 +164,7 @@ class Store:
 def load_trace_file(path: str, trace_id: str | None = None) -> Trace:
     """Read an OTLP JSON file (one request per line, or one JSON document) and
     merge it into a :class:`Trace`. Errors name the file and line."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        if trace_id is not None:
-            return Trace(trace_id, [])
-        raise StoreError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise StoreError(f"{path}: is a directory, expected an OTLP JSON file") from None
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
-    records: list[Span] = []
-    warnings: list[str] = []
-    lines = data.splitlines()
-    last = len(lines)
-    try:
-        documents = list(_documents(lines))
-    except ValueError as exc:
-        raise StoreError(f"{path}: not OTLP JSON ({_reason(exc)})") from exc
-    for number, obj, error in documents:
-        if error is not None:
-            if number == last:
-                # a writer killed mid-line leaves a partial last line: skip it, keep the rest
-                warnings.append(f"{path}:{number}: incomplete last line skipped")
-                continue
-            raise StoreError(f"{path}:{number}: corrupt trace data ({error})")
-        try:
-            records.extend(parse_request(obj))
-        except FormatError as exc:
-            raise StoreError(f"{path}:{number}: {exc}") from exc
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise StoreError(f"{path}:{number}: malformed OTLP JSON ({exc})") from exc
+    records, warnings = _read_records(path, trace_id is not None)
     if trace_id is None:
         trace_id = records[0].trace_id if records else os.path.basename(path).split(".")[0]
     spans = merge([r for r in records if r.trace_id == trace_id])
@@ -195,6 +172,59 @@ def load_trace_file(path: str, trace_id: str | None = None) -> Trace:
     if others:
         warnings.append(f"{path}: {len(others)} other trace(s) ignored")
     return Trace(trace_id, spans, warnings)
+
+
+def read_documents(path: str) -> tuple[list[tuple[int, Any]], list[str]]:
+    """The decoded JSON documents of an OTLP JSON file, with their line
+    numbers, and warnings (a partial last line is skipped). Errors name the file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise StoreError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise StoreError(f"{path}: is a directory, expected an OTLP JSON file") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
+    return _decode(path, data)
+
+
+def _decode(path: str, data: bytes) -> tuple[list[tuple[int, Any]], list[str]]:
+    warnings: list[str] = []
+    lines = data.splitlines()
+    last = len(lines)
+    try:
+        documents = list(_documents(lines))
+    except ValueError as exc:
+        raise StoreError(f"{path}: not OTLP JSON ({_reason(exc)})") from exc
+    out: list[tuple[int, Any]] = []
+    for number, obj, error in documents:
+        if error is not None:
+            if number == last:
+                # a writer killed mid-line leaves a partial last line: skip it, keep the rest
+                warnings.append(f"{path}:{number}: incomplete last line skipped")
+                continue
+            raise StoreError(f"{path}:{number}: corrupt trace data ({error})")
+        out.append((number, obj))
+    return out, warnings
+
+
+def _read_records(path: str, missing_ok: bool) -> tuple[list[Span], list[str]]:
+    try:
+        documents, warnings = read_documents(path)
+    except StoreError:
+        if missing_ok and not os.path.exists(path):
+            return [], []
+        raise
+    records: list[Span] = []
+    for number, obj in documents:
+        try:
+            records.extend(parse_request(obj))
+        except FormatError as exc:
+            raise StoreError(f"{path}:{number}: {exc}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"{path}:{number}: malformed OTLP JSON ({exc})") from exc
+    return records, warnings
 
 
 def _documents(lines: list[bytes]) -> Iterator[tuple[int, Any, str | None]]:

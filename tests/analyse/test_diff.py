@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import math
+
+from otel_run.analyse._diff import DiffResult, Row, diff, significant_slowdowns
+from otel_run.analyse._paths import ROOT, SEP, Normalizer
+from otel_run.analyse._profile import RunProfile, profile, table_from_trace, tables_from_otlp
+from otel_run.store._merge import merge, parse_request
+from otel_run.store._model import Trace
+from tests.synth import Node, runs, sized_tree
+
+
+def _tree(step_count: int = 3, extra: Node | None = None) -> Node:
+    children = [
+        Node("parse", self_ms=5),
+        Node("GET /items/{uuid}", self_ms=2, count=step_count, kind=3, attributes={"http.response.body.size": 1000}),
+        Node("compute {tmp}/work", self_ms=10),
+    ]
+    if extra is not None:
+        children.append(extra)
+    return Node("app", service="app", self_ms=1, children=children)
+
+
+def _profiles(tree: Node, n: int, seed: int, scale: dict[str, float] | None = None) -> list[RunProfile]:
+    normalize = Normalizer()
+    out = []
+    for request in runs(tree, n, seed=seed, scale=scale):
+        (table,) = tables_from_otlp([request], ("http.request.body.size", "http.response.body.size"))
+        out.append(profile(table, normalize))
+    return out
+
+
+def _row(result: DiffResult, leaf: str) -> Row:
+    [row] = [r for r in result.rows if r.path.rsplit(SEP, 1)[-1].startswith(leaf)]
+    return row
+
+
+def test_a_20_percent_slowdown_of_one_span_is_flagged_and_ranked_first() -> None:
+    result = diff(_profiles(_tree(), 30, seed=1), _profiles(_tree(), 30, seed=2, scale={"compute {tmp}/work": 1.2}))
+    assert result.rows[0].path == ROOT
+    top = result.rows[1]
+    assert top.path.endswith("compute {tmp}/work")
+    assert top.significant and 15 < (top.change_pct or 0) < 25
+    assert top.ci_low_ms > 0 and top.impact_ms > 1.5  # ~2 ms of the root's ~22 ms
+    assert not _row(result, "parse").significant
+
+
+def test_a_1_percent_change_under_5_percent_noise_is_rarely_flagged() -> None:
+    flagged = 0
+    trials = 40
+    for seed in range(trials):
+        before = _profiles(_tree(), 30, seed=100 + seed)
+        after = _profiles(_tree(), 30, seed=500 + seed, scale={"compute {tmp}/work": 1.01})
+        flagged += _row(diff(before, after), "compute").significant
+    # the test's power against 1% under 5% noise with 30 runs is about 10%; never "usually flagged"
+    assert flagged / trials <= 0.25
+
+
+def test_identical_distributions_stay_at_or_under_alpha_across_paths_and_trials() -> None:
+    significant = total = 0
+    for seed in range(60):
+        result = diff(_profiles(_tree(), 10, seed=seed), _profiles(_tree(), 10, seed=1000 + seed))
+        for row in result.rows:
+            if row.before["count"] == row.after["count"] and row.before_ms > 0:
+                total += 1
+                significant += row.significant
+    rate = significant / total
+    assert rate <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / total), rate
+
+
+def test_structure_added_removed_and_count_changes() -> None:
+    before = _profiles(_tree(step_count=3, extra=Node("legacy cache warm", self_ms=1)), 6, seed=3)
+    after = _profiles(_tree(step_count=5, extra=Node("retry", self_ms=1)), 6, seed=4)
+    result = diff(before, after)
+    structural = result.structural()
+    assert [r.path.rsplit(SEP, 1)[-1] for r in structural["added"]] == ["retry"]
+    assert [r.path.rsplit(SEP, 1)[-1] for r in structural["removed"]] == ["legacy cache warm"]
+    [changed] = structural["count_changed"]
+    assert changed.path.rsplit(SEP, 1)[-1] == "GET /items/{uuid}"
+    assert (changed.before["count"], changed.after["count"]) == (3, 5)
+    assert (changed.before["bytes"], changed.after["bytes"]) == (3000, 5000)
+    assert _row(result, "retry").only_in == "after"
+    assert _row(result, "legacy").only_in == "before"
+
+
+def test_names_differing_only_by_ids_ports_and_temp_paths_are_one_path() -> None:
+    tree = sized_tree(200)
+    result = diff(_profiles(tree, 5, seed=1), _profiles(tree, 5, seed=2))
+    assert not result.structural()["added"] and not result.structural()["removed"]
+    assert all(r.only_in is None for r in result.rows)
+
+
+def test_too_few_runs_warns_and_still_gives_a_result() -> None:
+    result = diff(_profiles(_tree(), 1, seed=1), _profiles(_tree(), 1, seed=2, scale={"parse": 3}))
+    assert any("fewer than 4" in w for w in result.warnings)
+    assert _row(result, "parse").change_pct is not None and not _row(result, "parse").significant
+
+
+def test_fail_above_picks_significant_slowdowns_only() -> None:
+    before = _profiles(_tree(), 12, seed=1)
+    result = diff(before, _profiles(_tree(), 12, seed=2, scale={"compute {tmp}/work": 1.5}))
+    assert {r.path.rsplit(SEP, 1)[-1] for r in significant_slowdowns(result, 20)} >= {"compute {tmp}/work"}
+    assert significant_slowdowns(result, 80) == []
+    faster = diff(before, _profiles(_tree(), 12, seed=3, scale={"compute {tmp}/work": 0.5}))
+    assert significant_slowdowns(faster, 0) == []
+
+
+def test_orphans_and_clock_skew_are_warned_about() -> None:
+    requests = runs(_tree(), 4, seed=9)
+    for request in requests:
+        spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        spans[0]["parentSpanId"] = "ffffffffffffffff"  # its parent was never received
+        spans[1]["startTimeUnixNano"] = str(int(spans[1]["startTimeUnixNano"]) - 50_000_000)
+    normalize = Normalizer()
+    profiles = [profile(tables_from_otlp([r], ())[0], normalize) for r in requests]
+    result = diff(profiles, profiles)
+    assert any("parent is missing" in w for w in result.warnings)
+    assert any("clock skew" in w for w in result.warnings)
+
+
+def test_the_fast_table_agrees_with_the_merged_trace() -> None:
+    # otel-run's fragments: a process span written at start, completed at exit, reaped by its parent
+    request = runs(_tree(), 1, seed=5)[0]
+    spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    child = spans[0]
+    start = {**child, "endTimeUnixNano": child["startTimeUnixNano"]}
+    start["attributes"] = [{"key": "otel_run.record", "value": {"stringValue": "start"}}]
+    reap = {**child, "name": "reaped", "attributes": [{"key": "otel_run.record", "value": {"stringValue": "reap"}}]}
+    spans[1:1] = [start, reap]
+    normalize = Normalizer()
+    (table,) = tables_from_otlp([request], ())
+    fast = profile(table, normalize)
+    records = list(parse_request(request))
+    trace = Trace(records[0].trace_id, merge(records))
+    slow = profile(table_from_trace(trace, ()), normalize)
+    assert fast.paths == slow.paths
+    assert fast.wall_ns == slow.wall_ns and fast.spans == slow.spans
