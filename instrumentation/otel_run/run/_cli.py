@@ -22,6 +22,7 @@ from otel_run.store._layout import store_root
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from typing import Any
 
     from otel_run.run._record import RunRecord
 
@@ -44,13 +45,32 @@ options:
       --no-export          do not send the run
       --endpoint URL       OTLP endpoint to send the run to (implies --export)
   -q, --quiet              print no summary on stderr
+      --runs N             run the command N times, each run its own trace with
+                           the same label; a hyperfine-like summary at the end
+                           (stdin is /dev/null, output is discarded)
+      --warmup N           first run it N more times, stored as warm-ups (not
+                           compared by span-diff)
+      --show-output        with --runs: pass the command's stdout/stderr through
   -V, --version            print the version and exit
   -h, --help               show this help and exit
 """
 
 
 class Options:
-    __slots__ = ("command", "endpoint", "export", "help", "label", "quiet", "service_name", "store", "version")
+    __slots__ = (
+        "command",
+        "endpoint",
+        "export",
+        "help",
+        "label",
+        "quiet",
+        "runs",
+        "service_name",
+        "show_output",
+        "store",
+        "version",
+        "warmup",
+    )
 
     def __init__(self) -> None:
         self.command: list[str] = []
@@ -62,6 +82,9 @@ class Options:
         self.quiet = False
         self.help = False
         self.version = False
+        self.runs: int | None = None
+        self.warmup = 0
+        self.show_output = False
 
 
 _VALUED = {
@@ -71,7 +94,10 @@ _VALUED = {
     "--service-name": "service_name",
     "--store": "store",
     "--endpoint": "endpoint",
+    "--runs": "runs",
+    "--warmup": "warmup",
 }
+_COUNTS = {"runs": 1, "warmup": 0}  # options taking a whole number, and their least value
 _FLAGS = {
     "-q": ("quiet", True),
     "--quiet": ("quiet", True),
@@ -81,6 +107,7 @@ _FLAGS = {
     "--version": ("version", True),
     "--export": ("export", True),
     "--no-export": ("export", False),
+    "--show-output": ("show_output", True),
 }
 
 
@@ -104,7 +131,13 @@ def parse_args(argv: Sequence[str]) -> Options:
                 value = argv[i]
             if not value:
                 raise UsageError(f"option {name} needs a non-empty value")
-            setattr(opts, _VALUED[name], value)
+            attr = _VALUED[name]
+            if attr in _COUNTS:
+                if not value.isdigit() or int(value) < _COUNTS[attr]:
+                    raise UsageError(f"option {name} needs a whole number of at least {_COUNTS[attr]}, got {value!r}")
+                setattr(opts, attr, int(value))
+            else:
+                setattr(opts, attr, value)
         elif arg in _FLAGS:
             attr, flag = _FLAGS[arg]
             setattr(opts, attr, flag)
@@ -133,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.version:
         sys.stdout.write(f"otel-run {__version__}\n")
         return 0
+    if opts.runs is not None or opts.warmup:
+        from otel_run.run._repeat import repeat
+
+        return repeat(opts, os.environ)
     return run(opts, os.environ)
 
 
@@ -148,11 +185,20 @@ def launch() -> None:
     os._exit(code)
 
 
-def run(opts: Options, environ: Mapping[str, str]) -> int:
+def run(
+    opts: Options,
+    environ: Mapping[str, str],
+    *,
+    child: Child | None = None,
+    file_actions: list[Any] | None = None,
+    series: dict[str, Any] | None = None,
+) -> int:
     """Run the command; the return value is its exit status (128+N on signal N).
 
     Only what spawning needs happens before the spawn; otel-run's own
-    bookkeeping overlaps the command (see :class:`_Finisher`).
+    bookkeeping overlaps the command (see :class:`_Finisher`). ``otel-run
+    --runs`` passes ``child`` (to read its times after), ``file_actions`` (its
+    stdio) and ``series`` (what the index records of the series).
     """
     store = store_root(environ, opts.store)
     context = _boot.parse_traceparent(environ.get(_env.TRACEPARENT))
@@ -170,15 +216,17 @@ def run(opts: Options, environ: Mapping[str, str]) -> int:
         tracing = False
         env = dict(environ)
 
-    child = Child()
+    child = child if child is not None else Child()
     try:
-        child.spawn(opts.command, env, spawn_ns)
+        child.spawn(opts.command, env, spawn_ns, file_actions)
         error: OSError | None = None
     except OSError as exc:
         error = exc
     finisher = None
     if tracing:
         finisher = _Finisher(opts, environ, store, trace_id, context[1] if context else None, root_id, child_id)
+        if series is not None:
+            finisher.series, finisher.start_ns = series, spawn_ns
     if error is not None:
         _boot.learn_secrets(environ)
         code, message = _spawn_error(opts.command[0], error)
@@ -213,6 +261,8 @@ class _Finisher:
         self.environ = environ
         self.record: RunRecord | None = None
         self._ids = (store, trace_id, parent_id, root_id, child_id)
+        self.series: dict[str, Any] | None = None
+        self.start_ns: int | None = None
 
     def _record(self) -> RunRecord:
         if self.record is None:
@@ -228,6 +278,8 @@ class _Finisher:
                 child_id=child_id,
                 service_name=self.opts.service_name,
                 label=self.opts.label,
+                start_ns=self.start_ns,
+                series=self.series,
             )
         return self.record
 

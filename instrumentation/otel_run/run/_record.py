@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 RUN_ID = "otel_run.run.id"
 LABEL = "otel_run.label"
+SERIES = "otel_run.series.id"
+SERIES_INDEX = "otel_run.series.run"
+WARMUP = "otel_run.series.warmup"
 GIT_COMMIT = "vcs.ref.head.revision"  # semantic conventions: VCS attributes
 
 
@@ -37,6 +40,8 @@ class RunRecord:
         child_id: str,
         service_name: str,
         label: str | None,
+        start_ns: int | None = None,
+        series: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.argv = argv
@@ -46,7 +51,9 @@ class RunRecord:
         self.child_id = child_id
         self.label = label
         self.service_name = service_name
-        self.start_ns = _boot.process_start_ns(time_ns())
+        self.start_ns = start_ns if start_ns is not None else _boot.process_start_ns(time_ns())
+        self.series = series
+        """``otel-run --runs``: the series id, this run's number and whether it is a warm-up."""
         self.pid = os.getpid()
         self.cwd = os.getcwd()
         self.host = os.uname().nodename
@@ -82,6 +89,11 @@ class RunRecord:
         }
         if self.label:
             attrs[LABEL] = self.label
+        if self.series:
+            attrs[SERIES] = self.series["series"]
+            attrs[SERIES_INDEX] = self.series["repeat"]
+            if self.series.get("warmup"):
+                attrs[WARMUP] = True
         if self.git_commit:
             attrs[GIT_COMMIT] = self.git_commit
         return attrs
@@ -143,6 +155,7 @@ class RunRecord:
             "start_ns": self.start_ns,
             "label": self.label,
             "python": sys.executable,
+            **(self.series or {}),
         }
 
     def index_end(self, end_ns: int, exit_code: int, spans: int | None, processes: int | None) -> dict[str, Any]:

@@ -44,8 +44,12 @@ class Child:
         self._mask = {_signal.SIGCHLD, *FORWARDED}
         self._old_mask: set[int] = set()
 
-    def spawn(self, argv: list[str], env: dict[str, str], spawn_ns: int | None = None) -> None:
-        """Start ``argv``; raises OSError (FileNotFoundError, PermissionError…)."""
+    def spawn(
+        self, argv: list[str], env: dict[str, str], spawn_ns: int | None = None, file_actions: list | None = None
+    ) -> None:
+        """Start ``argv``; raises OSError (FileNotFoundError, PermissionError…).
+        ``file_actions`` (``os.posix_spawn``'s) redirect its stdio; by default it
+        inherits otel-run's."""
         self._old_mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, self._mask)
         try:
             self.spawn_ns = spawn_ns or time_ns()
@@ -55,6 +59,7 @@ class Child:
                 env,
                 setsigmask=self._old_mask,
                 setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+                file_actions=file_actions or None,
             )
         except BaseException:
             _signal.pthread_sigmask(_signal.SIG_SETMASK, self._old_mask)

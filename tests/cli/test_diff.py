@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, Runner
+from tests.synth import Node, runs, write_runs
+
+SPAN_DIFF = str(BIN / "span-diff")
+REQUIRED = (
+    "path",
+    "before_median_ms",
+    "after_median_ms",
+    "change_pct",
+    "p_value",
+    "significant",
+    "only_in",
+    "count_before",
+    "count_after",
+)
+
+
+def _tree(slow_ms: float = 10, calls: int = 3) -> Node:
+    return Node(
+        "app",
+        service="app",
+        self_ms=1,
+        children=[
+            Node("parse {tmp}/input", self_ms=2),
+            Node("GET /items/{uuid}", self_ms=1, count=calls, kind=3, attributes={"http.response.body.size": 100}),
+            Node("compute", self_ms=slow_ms),
+        ],
+    )
+
+
+def span_diff(*args: str, runner: Runner | None = None) -> subprocess.CompletedProcess[str]:
+    env = runner.env() if runner is not None else None
+    return subprocess.run([SPAN_DIFF, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.fixture
+def sides(tmp_path: Path) -> tuple[Path, Path]:
+    write_runs(tmp_path / "before", runs(_tree(), 12, seed=1))
+    write_runs(tmp_path / "after", runs(_tree(slow_ms=13, calls=5), 12, seed=2))
+    return tmp_path / "before", tmp_path / "after"
+
+
+def test_json_contract_and_findings(sides: tuple[Path, Path]) -> None:
+    result = span_diff(str(sides[0]), str(sides[1]), "--format", "json", "--all")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for row in data["rows"]:
+        assert set(REQUIRED) <= set(row)
+    by_leaf = {r["name"]: r for r in data["rows"]}
+    compute = by_leaf["compute"]
+    assert compute["significant"] and 20 < compute["change_pct"] < 40 and compute["only_in"] is None
+    assert (by_leaf["GET /items/{uuid}"]["count_before"], by_leaf["GET /items/{uuid}"]["count_after"]) == (3, 5)
+    assert data["structural"]["count_changed"][0]["count_after"] == 5
+    assert data["rows"][0]["path"] == "(root)" and data["before"]["runs"] == 12
+
+
+def test_markdown_html_and_text(sides: tuple[Path, Path], tmp_path: Path) -> None:
+    md = span_diff(str(sides[0]), str(sides[1]), "--format", "md")
+    assert md.returncode == 0 and "| path |" in md.stdout and "**+" in md.stdout and "count: " in md.stdout
+    page = tmp_path / "diff.html"
+    html = span_diff(str(sides[0]), str(sides[1]), "--format", "html", "-o", str(page))
+    assert html.returncode == 0 and page.read_text().startswith("<!doctype html>")
+    assert "<script" not in page.read_text()
+    text = span_diff(str(sides[0]), str(sides[1]))
+    assert text.returncode == 0 and "compute" in text.stdout
+
+
+def test_fail_above_gates_on_significant_slowdowns(sides: tuple[Path, Path]) -> None:
+    assert span_diff(str(sides[0]), str(sides[1]), "--fail-above", "10", "--format", "json").returncode == 3
+    assert span_diff(str(sides[0]), str(sides[1]), "--fail-above", "90", "--format", "json").returncode == 0
+    assert span_diff(str(sides[1]), str(sides[0]), "--fail-above", "5", "--format", "json").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "holds no spans"),
+        (b"\x00\x81garbage\xff", "not OTLP JSON"),
+        (b'{"data": [{"traceID": "abc", "spans": []}]}', "looks like Jaeger"),
+        (b'[{"traceId": "abc", "id": "def", "name": "x"}]', "not OTLP JSON"),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab', "not OTLP JSON"),
+    ],
+)
+def test_bad_files_give_one_line_naming_the_file(
+    tmp_path: Path, sides: tuple[Path, Path], content: bytes, expected: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    result = span_diff(str(bad), str(sides[1]))
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert expected in result.stderr and "bad.json" in result.stderr or "before" in result.stderr
+
+
+def test_missing_sides_and_labels(runner: Runner, sides: tuple[Path, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, expected in (
+        (("no-such-label", str(sides[1])), "is not a file, a directory, a label or a run id"),
+        ((str(empty), str(sides[1])), "holds no .json or .jsonl files"),
+        (("label:nope", str(sides[1])), "no runs labelled 'nope'"),
+        (("", str(sides[1])), "empty"),
+        ((str(sides[0]), str(sides[1]), "--alpha", "2"), "must be between 0 and 1"),
+        ((str(sides[0]), str(sides[1]), "--normalize", "("), "not a regular expression"),
+    ):
+        result = span_diff(*args, runner=runner)
+        assert result.returncode in (1, 2), (args, result.stderr)
+        assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_one_run_a_side_warns_and_still_reports(tmp_path: Path) -> None:
+    write_runs(tmp_path / "a", runs(_tree(), 1, seed=1))
+    write_runs(tmp_path / "b", runs(_tree(slow_ms=20), 1, seed=2))
+    result = span_diff(str(tmp_path / "a"), str(tmp_path / "b"), "--format", "json")
+    assert result.returncode == 0
+    data = json.loads(result.stdout)
+    assert any("fewer than 4" in w for w in data["warnings"]) and not data["root"]["significant"]
+
+
+def test_runs_series_then_diff_by_label(runner: Runner) -> None:
+    py = str(BIN / "python")
+    fast = runner.run("--runs", "5", "--warmup", "1", "-l", "fast", "--", py, "-c", "import time; time.sleep(0.01)")
+    assert fast.returncode == 0, fast.stderr
+    assert b"Time (mean" in fast.stderr and b"5 runs" in fast.stderr and fast.stdout == b""
+    slow = runner.run("--runs", "5", "-l", "slow", "--", py, "-c", "import time; time.sleep(0.06)")
+    assert slow.returncode == 0
+    failing = runner.run(
+        "--runs", "2", "-l", "bad", "--", py, "-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(4)"
+    )
+    assert failing.returncode == 4 and b"FAILED (exit 4)" in failing.stderr and b"| boom" in failing.stderr
+    result = span_diff("fast", "slow", "--format", "json", runner=runner)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["before"]["runs"] == 5 and data["after"]["runs"] == 5  # the warm-up is not compared
+    assert data["root"]["significant"] and data["root"]["change_pct"] > 50
+    assert "no finished, successful runs" in span_diff("bad", "slow", runner=runner).stderr
+    usage = runner.run("--runs", "0", "--", py, "-c", "pass")
+    assert usage.returncode == 2 and b"--runs needs a whole number" in usage.stderr
