@@ -97,7 +97,7 @@ def test_bad_files_give_one_line_naming_the_file(
     result = span_diff(str(bad), str(sides[1]))
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-    assert expected in result.stderr and "bad.json" in result.stderr or "before" in result.stderr
+    assert expected in result.stderr and "bad.json" in result.stderr, result.stderr
 
 
 def test_missing_sides_and_labels(runner: Runner, sides: tuple[Path, Path], tmp_path: Path) -> None:
