@@ -86,7 +86,7 @@ def test_fail_above_gates_on_significant_slowdowns(sides: tuple[Path, Path]) -> 
         (b"\x00\x81garbage\xff", "not OTLP JSON"),
         (b'{"data": [{"traceID": "abc", "spans": []}]}', "looks like Jaeger"),
         (b'[{"traceId": "abc", "id": "def", "name": "x"}]', "not OTLP JSON"),
-        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab', "not OTLP JSON"),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab', "incomplete last line skipped"),
     ],
 )
 def test_bad_files_give_one_line_naming_the_file(
