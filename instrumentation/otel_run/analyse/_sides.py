@@ -94,7 +94,7 @@ def load(
         side.warnings.append(f"{side.label}: {len(empty)} run(s) with no spans left out")
         profiles = [p for p in profiles if p.paths]
     if not profiles:
-        why = f" ({side.warnings[-1]})" if side.warnings else ""
+        why = f" ({side.warnings[0]})" if side.warnings else ""
         raise SideError(f"{side.label}: {side.spec!r} holds no spans{why}")
     return profiles
 
