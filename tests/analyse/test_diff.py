@@ -135,3 +135,24 @@ def test_the_fast_table_agrees_with_the_merged_trace() -> None:
     slow = profile(table_from_trace(trace, ()), normalize)
     assert fast.paths == slow.paths
     assert fast.wall_ns == slow.wall_ns and fast.spans == slow.spans
+
+
+def test_the_msgspec_reader_takes_otel_runs_jsonl_with_fragments_and_agrees() -> None:
+    import json
+
+    from otel_run.analyse._profile import tables_from_bytes
+
+    request = runs(_tree(), 1, seed=6)[0]
+    spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    first = spans[0]
+    start = {**first, "attributes": [{"key": "otel_run.record", "value": {"stringValue": "start"}}]}
+    lines = [json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [start]}]}]}), json.dumps(request)]
+    data = ("\n".join(lines) + '\n{"resourceSpans": [{"scop').encode()  # and a partial last line
+    fast = tables_from_bytes(data, ("http.response.body.size",))
+    assert fast is not None, "msgspec path fell back"
+    (table,), warnings = fast
+    assert warnings == ["incomplete last line skipped"]
+    (slow,) = tables_from_otlp([json.loads(line) for line in lines], ("http.response.body.size",))
+    normalize = Normalizer()
+    assert profile(table, normalize).paths == profile(slow, normalize).paths
+    assert tables_from_bytes(b'{"data": []}', ()) is None  # not OTLP: the general path explains

@@ -48,18 +48,19 @@ class Normalizer:
             (re.compile(_NUMBER), "{n}"),
         ]
         self._quick = re.compile(r"[\d/]")
-        self._cache: dict[str, str] = {}
+        self.cache: dict[str, str] = {}
+        """Names seen, normalised (read directly by hot loops)."""
 
     def __call__(self, name: str) -> str:
-        cached = self._cache.get(name)
+        cached = self.cache.get(name)
         if cached is not None:
             return cached
         out = name.replace(SEP, " ")
         if self._rules and (self._quick.search(out) or len(self._rules) > 5):
             for pattern, replacement in self._rules:
                 out = pattern.sub(replacement, out)
-        if len(self._cache) < 100_000:
-            self._cache[name] = out
+        if len(self.cache) < 100_000:
+            self.cache[name] = out
         return out
 
 

@@ -24,7 +24,14 @@ from typing import Any
 
 from otel_run._errors import OtelRunError
 from otel_run.analyse._paths import Normalizer
-from otel_run.analyse._profile import BYTES_ATTRIBUTES, RunProfile, profile, tables_from_otlp
+from otel_run.analyse._profile import (
+    BYTES_ATTRIBUTES,
+    RunProfile,
+    SpanTable,
+    profile,
+    tables_from_bytes,
+    tables_from_otlp,
+)
 from otel_run.store._merge import FormatError
 from otel_run.store._store import Run, Store, StoreError, read_documents
 
@@ -176,14 +183,11 @@ def _run_job(job: tuple[str, ...]) -> tuple[list[RunProfile], list[str]]:
     normalize = _NORMALIZE
     assert normalize is not None
     path = job[1]
-    documents, warnings = read_documents(path)
-    try:
-        tables = tables_from_otlp((obj for _number, obj in documents), (*BYTES_ATTRIBUTES, *_METRICS))
-    except FormatError as exc:
-        number = _failing_document(documents, exc)
-        raise StoreError(f"{path}{f':{number}' if number else ''}: {exc}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise StoreError(f"{path}: malformed OTLP JSON ({exc!r})") from None
+    fast = _fast_tables(path)
+    if fast is not None:
+        tables, warnings = fast
+    else:
+        tables, warnings = _tables(path)
     if job[0] == "store":
         _, _, trace_id, root_span_id, run_id = job
         tables = [t for t in tables if t.trace_id == trace_id]
@@ -193,6 +197,31 @@ def _run_job(job: tuple[str, ...]) -> tuple[list[RunProfile], list[str]]:
     if not tables:
         warnings.append(f"{path}: no spans")
     return profiles, warnings
+
+
+def _fast_tables(path: str) -> tuple[list[SpanTable], list[str]] | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None  # the general path says what is wrong
+    found = tables_from_bytes(data, (*BYTES_ATTRIBUTES, *_METRICS))
+    if found is None:
+        return None
+    tables, warnings = found
+    return tables, [f"{path}: {w}" for w in warnings]
+
+
+def _tables(path: str) -> tuple[list[SpanTable], list[str]]:
+    documents, warnings = read_documents(path)
+    try:
+        tables = tables_from_otlp((obj for _number, obj in documents), (*BYTES_ATTRIBUTES, *_METRICS))
+    except FormatError as exc:
+        number = _failing_document(documents, exc)
+        raise StoreError(f"{path}{f':{number}' if number else ''}: {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise StoreError(f"{path}: malformed OTLP JSON ({exc!r})") from None
+    return tables, warnings
 
 
 def _failing_document(documents: list[tuple[int, Any]], exc: Exception) -> int | None:

@@ -91,7 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, environ: os._Environ[str] | dict[str, str]) -> int:
+    import gc
     import re
+
+    # Reading builds millions of short-lived containers and no cycles; the cyclic
+    # collector's passes over them took up to half the time (and made it erratic).
+    gc.disable()
 
     from otel_run.analyse._diff import diff, significant_slowdowns
     from otel_run.analyse._paths import Normalizer
