@@ -76,7 +76,10 @@ class Row:
 
     @property
     def impact_ms(self) -> float:
-        """Change of the path's median time on the critical path."""
+        """Change of the path's median time on the critical path (for the
+        root: the change of its wall time)."""
+        if self.path == ROOT:
+            return self.change_ms
         return self.critical_after_ms - self.critical_before_ms
 
     @property

@@ -69,8 +69,8 @@ def _row_data(row: Row) -> dict[str, Any]:
         "change_pct": _num(row.change_pct),
         "ci_low_ms": _num(row.ci_low_ms),
         "ci_high_ms": _num(row.ci_high_ms),
-        "ci_low_pct": _num(row.ci_low_ms / before_ms * 100) if before_ms else None,
-        "ci_high_pct": _num(row.ci_high_ms / before_ms * 100) if before_ms else None,
+        "ci_low_pct": _num(_pct_of(row.ci_low_ms, before_ms)) if before_ms else None,
+        "ci_high_pct": _num(_pct_of(row.ci_high_ms, before_ms)) if before_ms else None,
         "p_value": _num(row.p_value),
         "significant": row.significant,
         "only_in": row.only_in,
@@ -210,7 +210,7 @@ def to_console(result: DiffResult, top: int | None, console: Any) -> None:
     if hidden > 0:
         console.print(Text(f"{hidden} more path(s) not shown (--all)", style="dim"))
     for note in _structural_md(result)[3:]:
-        console.print(note.replace("`", ""))
+        console.print(Text(note.replace("`", "")))  # Text: "[service]" in a path is not markup
     for warning in result.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))
     console.print(Text(f"{TEST}; alpha {result.alpha:g}; ~ no significant change", style="dim"))
@@ -334,7 +334,12 @@ def _ci(row: Row) -> str:
         return "n/a"
     if not base:
         return f"{_signed_ms(lo)} … {_signed_ms(hi)}"
-    return f"{lo / base * 100:+.1f}% … {hi / base * 100:+.1f}%"
+    return f"{_pct_of(lo, base):+.1f}% … {_pct_of(hi, base):+.1f}%"
+
+
+def _pct_of(shift_ms: float, base_ms: float) -> float:
+    """A shift as a percentage of the before median; a time cannot fall below zero."""
+    return max(-100.0, shift_ms / base_ms * 100)
 
 
 def _count(row: Row) -> str:
