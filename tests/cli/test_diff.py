@@ -144,3 +144,26 @@ def test_runs_series_then_diff_by_label(runner: Runner) -> None:
     assert "no finished, successful runs" in span_diff("bad", "slow", runner=runner).stderr
     usage = runner.run("--runs", "0", "--", py, "-c", "pass")
     assert usage.returncode == 2 and b"--runs needs a whole number" in usage.stderr
+
+
+def test_tempo_style_files_base64_ids_and_batches_match_hex_ones(tmp_path: Path) -> None:
+    import base64
+
+    def tempo(request: dict) -> dict:
+        def b64(hex_id: str) -> str:
+            return base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+        for batch in request["resourceSpans"]:
+            for scope in batch["scopeSpans"]:
+                for span in scope["spans"]:
+                    span["traceId"], span["spanId"] = b64(span["traceId"]), b64(span["spanId"])
+                    if "parentSpanId" in span:
+                        span["parentSpanId"] = b64(span["parentSpanId"])
+        return {"batches": request["resourceSpans"]}
+
+    write_runs(tmp_path / "hex", runs(_tree(), 6, seed=1))
+    write_runs(tmp_path / "tempo", [tempo(r) for r in runs(_tree(), 6, seed=1)])
+    result = span_diff(str(tmp_path / "hex"), str(tmp_path / "tempo"), "--format", "json", "--all")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert all(r["only_in"] is None and r["change_pct"] == 0 for r in data["rows"]), data["rows"]
