@@ -167,3 +167,13 @@ def test_tempo_style_files_base64_ids_and_batches_match_hex_ones(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert all(r["only_in"] is None and r["change_pct"] == 0 for r in data["rows"]), data["rows"]
+
+
+def test_metric_compares_a_numeric_attribute_per_path(sides: tuple[Path, Path]) -> None:
+    result = span_diff(str(sides[0]), str(sides[1]), "--format", "json", "--all", "--metric", "http.response.body.size")
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)["rows"]}
+    metric = rows["GET /items/{uuid}"]["metrics"]["http.response.body.size"]
+    assert (metric["before_median"], metric["after_median"]) == (300, 500)  # 3 -> 5 calls of 100 B
+    assert metric["significant"] and metric["change_pct"] == pytest.approx(66.6667, rel=1e-3)
+    assert "http.response.body.size" not in rows["compute"]["metrics"]
