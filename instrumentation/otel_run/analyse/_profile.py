@@ -19,7 +19,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from otel_run.analyse._paths import ORPHANS, ROOT, SEP, Normalizer
-from otel_run.store._merge import RECORD_REAP, RECORD_START, RECORD_WAITED, FormatError, decode_id, decode_value
+from otel_run.store._merge import (
+    RECORD_REAP,
+    RECORD_START,
+    RECORD_WAITED,
+    FormatError,
+    decode_id,
+    decode_value,
+    iter_batches,
+)
 from otel_run.store._model import RECORD, RUN_ID, Trace
 
 BYTES_ATTRIBUTES = ("http.request.body.size", "http.response.body.size")
@@ -68,28 +76,6 @@ class SpanTable:
         self.values: list[dict[str, float] | None] = []
         """Per span: the wanted numeric attributes it has (None: none)."""
 
-    def add(
-        self,
-        span_id: str,
-        parent_id: str | None,
-        name: str,
-        service: str,
-        start: int,
-        end: int,
-        error: bool,
-        is_run: bool,
-        values: dict[str, float] | None,
-    ) -> None:
-        self.ids.append(span_id)
-        self.parents.append(parent_id)
-        self.names.append(name)
-        self.services.append(service)
-        self.starts.append(start)
-        self.ends.append(end)
-        self.errors.append(error)
-        self.is_run.append(is_run)
-        self.values.append(values)
-
 
 # ------------------------------------------------------------------ tables
 
@@ -97,11 +83,17 @@ class SpanTable:
 def table_from_trace(trace: Trace, wanted: Iterable[str]) -> SpanTable:
     """The table of an already merged trace."""
     keys = tuple(wanted)
+    spans = trace.spans
     table = SpanTable(trace.trace_id)
-    for s in trace.spans:
-        found = {k: s.attributes[k] for k in keys if _is_number(s.attributes.get(k))}
-        values: dict[str, float] | None = found or None
-        table.add(s.span_id, s.parent_id, s.name, s.service, s.start_ns, s.end_ns, s.status_code == 2, s.is_run, values)
+    table.ids = [s.span_id for s in spans]
+    table.parents = [s.parent_id for s in spans]
+    table.names = [s.name for s in spans]
+    table.services = [s.service for s in spans]
+    table.starts = [s.start_ns for s in spans]
+    table.ends = [s.end_ns for s in spans]
+    table.errors = [s.status_code == 2 for s in spans]
+    table.is_run = [s.is_run for s in spans]
+    table.values = [{k: s.attributes[k] for k in keys if _is_number(s.attributes.get(k))} or None for s in spans]
     return table
 
 
@@ -345,30 +337,13 @@ def profile(
 
 
 def _raw_spans(obj: Any) -> Iterable[tuple[str, Any]]:
-    if not isinstance(obj, dict):
-        raise FormatError(f"not OTLP JSON: expected an object with 'resourceSpans', got a {type(obj).__name__}")
-    batches = obj.get("resourceSpans", obj.get("batches"))
-    if batches is None:
-        if "data" in obj or "traceEvents" in obj or "spans" in obj:
-            raise FormatError("not OTLP JSON (looks like Jaeger, Zipkin or Chrome trace JSON): no 'resourceSpans'")
-        raise FormatError("not OTLP JSON: no 'resourceSpans'")
-    if not isinstance(batches, list):
-        raise FormatError("'resourceSpans' is not a list")
-    for batch in batches:
-        if not isinstance(batch, dict):
-            raise FormatError("a 'resourceSpans' entry is not an object")
+    for batch, scopes in iter_batches(obj):
         service = "unknown_service"
         for item in (batch.get("resource") or {}).get("attributes") or ():
             if item.get("key") == "service.name":
                 service = str(decode_value(item.get("value") or {}))
                 break
-        scopes = batch.get("scopeSpans", batch.get("instrumentationLibrarySpans")) or []
-        if not isinstance(scopes, list):
-            raise FormatError("'scopeSpans' is not a list")
-        for scope in scopes:
-            spans = scope.get("spans") or [] if isinstance(scope, dict) else None
-            if not isinstance(spans, list):
-                raise FormatError("'spans' is not a list")
+        for _scope, spans in scopes:
             for raw in spans:
                 yield service, raw
 

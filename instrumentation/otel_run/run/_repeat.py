@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_run.bootstrap import _boot
-from otel_run.run._cli import Options, run
+from otel_run.run._cli import Options, _say, run
 from otel_run.run._supervise import Child
 
 _BAR = 24
@@ -181,11 +181,3 @@ def _isatty() -> bool:
         return os.isatty(2)
     except OSError:
         return False
-
-
-def _say(message: str) -> None:
-    try:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass

@@ -50,6 +50,23 @@ class FormatError(ValueError):
 
 def parse_request(obj: Any) -> Iterator[Span]:
     """The spans (possibly fragments) of one decoded ``ExportTraceServiceRequest``."""
+    resources: dict[str, Resource] = {}
+    for batch, scopes in iter_batches(obj):
+        res_obj = batch.get("resource") or {}
+        resource = Resource(decode_attributes(res_obj.get("attributes")))
+        resource = resources.setdefault(resource.key, resource)
+        for scope_spans, spans in scopes:
+            scope = scope_spans.get("scope", scope_spans.get("instrumentationLibrary")) or {}
+            scope_name = str(scope.get("name", ""))
+            scope_version = scope.get("version")
+            for raw in spans:
+                yield _span(raw, resource, scope_name, scope_version)
+
+
+def iter_batches(obj: Any) -> Iterator[tuple[dict[str, Any], Iterator[tuple[dict[str, Any], list[Any]]]]]:
+    """Each ``resourceSpans`` entry of a decoded request with its
+    ``(scopeSpans entry, spans)``; raises :class:`FormatError` naming what is
+    not OTLP JSON (and what it looks like instead)."""
     if not isinstance(obj, dict):
         raise FormatError(f"not OTLP JSON: expected an object with 'resourceSpans', got a {type(obj).__name__}")
     batches = obj.get("resourceSpans", obj.get("batches"))
@@ -59,25 +76,21 @@ def parse_request(obj: Any) -> Iterator[Span]:
         raise FormatError("not OTLP JSON: no 'resourceSpans'")
     if not isinstance(batches, list):
         raise FormatError("'resourceSpans' is not a list")
-    resources: dict[str, Resource] = {}
     for batch in batches:
         if not isinstance(batch, dict):
             raise FormatError("a 'resourceSpans' entry is not an object")
-        res_obj = batch.get("resource") or {}
-        resource = Resource(decode_attributes(res_obj.get("attributes")))
-        resource = resources.setdefault(resource.key, resource)
         scopes = batch.get("scopeSpans", batch.get("instrumentationLibrarySpans")) or []
         if not isinstance(scopes, list):
             raise FormatError("'scopeSpans' is not a list")
-        for scope_spans in scopes:
-            scope = scope_spans.get("scope", scope_spans.get("instrumentationLibrary")) or {}
-            scope_name = str(scope.get("name", ""))
-            scope_version = scope.get("version")
-            spans = scope_spans.get("spans") or []
-            if not isinstance(spans, list):
-                raise FormatError("'spans' is not a list")
-            for raw in spans:
-                yield _span(raw, resource, scope_name, scope_version)
+        yield batch, _scopes(scopes)
+
+
+def _scopes(scopes: list[Any]) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    for scope_spans in scopes:
+        spans = scope_spans.get("spans") or [] if isinstance(scope_spans, dict) else None
+        if not isinstance(spans, list):
+            raise FormatError("'spans' is not a list")
+        yield scope_spans, spans
 
 
 def _span(raw: Any, resource: Resource, scope_name: str, scope_version: str | None) -> Span:
