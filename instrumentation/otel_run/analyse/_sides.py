@@ -110,7 +110,7 @@ def load(
 
 
 def _from_label(side: Side, name: str, store: Store, forced: bool) -> bool:
-    runs = [r for r in _runs(store, side, forced) if r.label == name]
+    runs = [r for r in _runs(store, side) if r.label == name]
     if not runs:
         if forced:
             raise SideError(f"{side.label}: no runs labelled {name!r} in {store.root} (otel-trace list shows labels)")
@@ -151,7 +151,7 @@ def _from_ids(side: Side, spec: str, store: Store, forced: bool) -> bool:
     return True
 
 
-def _runs(store: Store, side: Side, forced: bool) -> list[Run]:
+def _runs(store: Store, side: Side) -> list[Run]:
     try:
         return store.runs()
     except StoreError as exc:
