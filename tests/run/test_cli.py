@@ -113,8 +113,34 @@ def test_signals_sent_to_otel_run_reach_the_child(runner: Runner, tmp_path: Path
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"ready\n"
     proc.send_signal(sig)
-    assert proc.wait(timeout=30) == 3
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        state = _proc_state(proc.pid)
+        proc.kill()
+        pytest.fail(f"otel-run did not exit; child got the signal: {marker.exists()}; {state}")
+    assert code == 3
     assert marker.read_text() == str(int(sig))
+
+
+def _proc_state(pid: int) -> str:
+    """Signal state of a process and its children, for a failure message."""
+    out = []
+    for p in [pid, *(int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]:
+        try:
+            status = Path(f"/proc/{p}/status").read_text().splitlines()
+            wchan = Path(f"/proc/{p}/wchan").read_text()
+        except OSError:
+            continue
+        keep = [
+            line
+            for line in status
+            if line.startswith(("Name", "State", "SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))
+        ]
+        env = Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
+        ours = sorted(e.decode(errors="replace") for e in env if e.startswith((b"OTEL", b"PYTHON", b"TRACEPARENT")))
+        out.append(f"pid {p} wchan {wchan}: " + ", ".join(" ".join(line.split()) for line in keep) + f" env {ours}")
+    return " | ".join(out)
 
 
 def test_a_child_killed_by_a_forwarded_sigterm_exits_143(runner: Runner) -> None:
