@@ -42,6 +42,14 @@ otel-run's own variables:
     Directory that holds the OpenTelemetry libraries otel-run runs with. A traced
     Python that lacks them (another virtualenv, a container) appends it to
     ``sys.path`` when it first needs them, never earlier.
+``OTEL_RUN_CONTAINER_MOUNT``
+    ``false`` stops ``otel-run docker|podman run`` from bind-mounting otel-run's
+    bootstrap, the OpenTelemetry libraries and the store into the container (the
+    container still gets ``TRACEPARENT`` and the host's ``OTEL_*`` variables).
+    Same as ``otel-run --no-container-mount``.
+``OTEL_RUN_REQUIRE_ENGINE``
+    Tests only: ``1`` (set by ``.ci/run``) makes the container tests fail, not
+    skip, when podman cannot run containers.
 ``OTEL_RUN_DEBUG``
     ``1`` makes the bootstrap and the instrumentations log their own failures
     to stderr (they are silent otherwise, so the traced program's output is
@@ -94,6 +102,8 @@ OTEL_RUN_STORE = "OTEL_RUN_STORE"
 OTEL_RUN_PROCESS = "OTEL_RUN_PROCESS"
 OTEL_RUN_PYLIB = "OTEL_RUN_PYLIB"
 OTEL_RUN_DEBUG = "OTEL_RUN_DEBUG"
+OTEL_RUN_CONTAINER_MOUNT = "OTEL_RUN_CONTAINER_MOUNT"
+OTEL_RUN_REQUIRE_ENGINE = "OTEL_RUN_REQUIRE_ENGINE"
 OTEL_RUN_EXPORT_TIMEOUT = "OTEL_RUN_EXPORT_TIMEOUT"
 
 OTEL_RUN_REPLAY_CASSETTES = "OTEL_RUN_REPLAY_CASSETTES"

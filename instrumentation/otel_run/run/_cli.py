@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from otel_run.run._container import ContainerRun
     from otel_run.run._record import RunRecord
 
 USAGE = """\
@@ -51,6 +52,9 @@ options:
       --warmup N           first run it N more times, stored as warm-ups (not
                            compared by span-diff)
       --show-output        with --runs: pass the command's stdout/stderr through
+      --no-container-mount with `docker|podman run`: do not bind-mount otel-run's
+                           bootstrap into the container (it still gets the
+                           trace context)
   -V, --version            print the version and exit
   -h, --help               show this help and exit
 """
@@ -59,6 +63,7 @@ options:
 class Options:
     __slots__ = (
         "command",
+        "container_mount",
         "endpoint",
         "export",
         "help",
@@ -85,6 +90,7 @@ class Options:
         self.runs: int | None = None
         self.warmup = 0
         self.show_output = False
+        self.container_mount: bool | None = None
 
 
 _VALUED = {
@@ -108,6 +114,7 @@ _FLAGS = {
     "--export": ("export", True),
     "--no-export": ("export", False),
     "--show-output": ("show_output", True),
+    "--no-container-mount": ("container_mount", False),
 }
 
 
@@ -216,9 +223,13 @@ def run(
         tracing = False
         env = dict(environ)
 
+    command = opts.command
+    container = None
+    if tracing and os.path.basename(command[0]) in ("docker", "podman"):
+        container, command = _container_command(opts, environ, env, trace_id, store)
     child = child if child is not None else Child()
     try:
-        child.spawn(opts.command, env, spawn_ns, file_actions)
+        child.spawn(command, env, spawn_ns, file_actions)
         error: OSError | None = None
     except OSError as exc:
         error = exc
@@ -227,6 +238,7 @@ def run(
         finisher = _Finisher(opts, environ, store, trace_id, context[1] if context else None, root_id, child_id)
         if series is not None:
             finisher.series, finisher.start_ns = series, spawn_ns
+        finisher.container = container
     if error is not None:
         _boot.learn_secrets(environ)
         code, message = _spawn_error(opts.command[0], error)
@@ -236,6 +248,8 @@ def run(
         return code
     if finisher is not None:
         _boot.learn_secrets(environ)
+        if container is not None:
+            _safely(lambda: container.listen(env, spawn_ns))
         finisher.while_running()
     child.wait()
     if finisher is not None:
@@ -263,6 +277,7 @@ class _Finisher:
         self._ids = (store, trace_id, parent_id, root_id, child_id)
         self.series: dict[str, Any] | None = None
         self.start_ns: int | None = None
+        self.container: ContainerRun | None = None
 
     def _record(self) -> RunRecord:
         if self.record is None:
@@ -323,6 +338,8 @@ class _Finisher:
             f"killed by {child.signal_name}" if child.signal_name else (f"exit code {exit_code}" if exit_code else None)
         )
         record.write_child_reap(child)
+        if self.container is not None:
+            _write_container(record, self.container, child)
         end_ns = time_ns()
         record.write_root_end(end_ns, exit_code, error)
         store = Store(record.store)
@@ -342,6 +359,44 @@ class _Finisher:
                 + f"otel-run: stored in {store.trace_path(record.trace_id)} (otel-trace show {record.run_id[:8]})"
                 + (f"\notel-run: {pushed}" if pushed else "")
             )
+
+
+def _container_command(
+    opts: Options, environ: Mapping[str, str], env: dict[str, str], trace_id: str, store: str
+) -> tuple[ContainerRun | None, list[str]]:
+    """For ``docker|podman run``: the command with the trace context (and the
+    bootstrap mounts) added; the command unchanged otherwise or on any error."""
+    try:
+        from otel_run.run import _container
+
+        container = _container.detect(opts.command)
+        if container is None:
+            return None, opts.command
+        mount = _container.mount_enabled(environ, opts.container_mount)
+        return container, container.command(env, trace_id, store, mount)
+    except Exception as exc:
+        _say(f"otel-run: warning: not tracing into the container: {exc!r}")
+        return None, opts.command
+
+
+def _write_container(record: RunRecord, container: ContainerRun, child: Child) -> None:
+    """The container span and its start-up stages, under the CLI's process span."""
+    try:
+        from otel_run.store._store import load_trace_file
+
+        trace = load_trace_file(record.writer_path(record.trace_id), record.trace_id)
+        ready = [
+            e.time_ns
+            for s in trace.spans
+            if s.parent_id == container.span_id and s.is_process
+            for e in s.events
+            if e.name == "python.started"
+        ]
+        spans = container.spans(record.child_id, child.spawn_ns, child.end_ns, min(ready) if ready else None)
+        if spans:
+            record.write_spans(spans)
+    except Exception as exc:
+        _boot.debug(f"container spans not written: {exc!r}")
 
 
 def _boundaries(trace: object) -> str:

@@ -126,6 +126,15 @@ class RunRecord:
         )
         self.writer.write(self.trace_id, '{"resourceSpans":[' + record + "]}")
 
+    def write_spans(self, spans: list[str]) -> None:
+        """Spans already encoded as OTLP JSON, under otel-run's resource."""
+        self.writer.write(self.trace_id, _boot.request_json(self.resource_json, _boot.OTEL_RUN_SCOPE, spans))
+
+    def writer_path(self, trace_id: str) -> str:
+        from otel_run.store._layout import trace_path
+
+        return trace_path(self.store, trace_id)
+
     def _write(
         self,
         span_id: str,
