@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import itertools
+import subprocess
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from otel_run.run._container import _env_value, _image, _image_name, _image_tag, _mounts, _parse_time, detect
+from otel_run.store._model import Span
+from tests.conftest import OTEL_RUN, Runner
+from tests.engine import IMAGE, docker_service, require_engine
+
+STAGES = ("container.create", "container.start", "container.boot", "container.workload", "container.teardown")
+
+# in the container: a child process (traced through the bootstrap mount), then exit 0
+WORKLOAD = textwrap.dedent(
+    """
+    import subprocess, sys
+    subprocess.run([sys.executable, "-c", "print('grandchild')"], check=True)
+    print("inside")
+    """
+)
+
+
+# ------------------------------------------------------------- parsing (no engine)
+
+
+@pytest.mark.parametrize(
+    ("argv", "run_at", "image"),
+    [
+        (["docker", "run", "--rm", "img:1", "python3"], 1, "img:1"),
+        (["docker", "-H", "unix:///x.sock", "run", "-e", "A=1", "--name", "n", "img"], 3, "img"),
+        (["/usr/bin/podman", "--log-level", "info", "container", "run", "-v", "/a:/b:ro", "reg:5000/img:tag"], 4, None),
+        (["docker", "run", "--env=A=1", "--", "img", "--rm"], 1, "img"),
+    ],
+)
+def test_detects_run_and_finds_the_image(argv: list[str], run_at: int, image: str | None) -> None:
+    found = detect(argv)
+    assert found is not None and found.run_at == run_at
+    assert _image(argv, run_at) == (image or "reg:5000/img:tag")
+
+
+@pytest.mark.parametrize("argv", [["docker", "ps"], ["docker", "build", "."], ["python", "run"], ["docker"]])
+def test_other_commands_are_left_alone(argv: list[str]) -> None:
+    assert detect(argv) is None
+
+
+def test_image_names_tags_mounts_and_env() -> None:
+    assert (_image_name("reg:5000/team/img:3.11"), _image_tag("reg:5000/team/img:3.11")) == (
+        "reg:5000/team/img",
+        "3.11",
+    )
+    assert (_image_name("img"), _image_tag("img")) == ("img", None)
+    argv = ["docker", "run", "-v", "/data:/data:ro", "--mount", "type=tmpfs,target=/t", "-e", "PYTHONPATH=/x", "img"]
+    assert _mounts(argv, 1) == [
+        {"type": "bind", "source": "/data", "target": "/data", "read_only": True},
+        {"type": "tmpfs", "source": "", "target": "/t", "read_only": False},
+    ]
+    assert _env_value(argv, 1, "PYTHONPATH") == "/x"
+    assert _parse_time("2026-11-27T10:05:12.649752986Z") == 1795773912649752986
+    assert _parse_time("2026-11-27T10:05:12.649752986+00:00") == 1795773912649752986
+
+
+# ------------------------------------------------------------ with the real engine
+
+
+@pytest.fixture(scope="module")
+def engine() -> None:
+    require_engine()
+
+
+@pytest.fixture(scope="module")
+def docker_host(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from docker_service(tmp_path_factory.mktemp("podman-service"))
+
+
+@pytest.mark.parametrize("cli", ["docker", "podman"])
+def test_a_container_run_is_one_trace_with_its_start_up_stages(
+    cli: str, engine: None, docker_host: str, runner: Runner
+) -> None:
+    env = runner.env(DOCKER_HOST=docker_host)
+    result = runner.run(cli, "run", "--rm", IMAGE, "python3", "-c", WORKLOAD, env=env, timeout=180)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert result.stdout.decode().split() == ["grandchild", "inside"]  # stdout untouched
+    run, trace = runner.last()
+    assert {s.trace_id for s in trace.spans} == {run.trace_id}
+    root = trace.by_id[run.root_span_id]
+    [cli_process] = [s for s in trace.spans if s.parent is root and s.is_process]
+    [container] = [s for s in trace.spans if s.name.startswith("container ") and s.parent is cli_process]
+    attrs = container.attributes
+    assert attrs["container.image.name"] == IMAGE.split(":")[0] and attrs["container.image.tags"] == ["bookworm"]
+    assert len(attrs["container.id"]) == 64 and attrs["container.runtime.name"] == cli and attrs["container.name"]
+    stages = {s.name: s for s in container.children if s.name.startswith("container.")}
+    assert set(stages) == set(STAGES), sorted(stages)
+    ordered = [stages[name] for name in STAGES]
+    for before, after in itertools.pairwise(ordered):
+        assert before.end_ns == after.start_ns  # the stages tile the container's life
+    assert ordered[0].start_ns == container.start_ns and ordered[-1].end_ns == container.end_ns
+    [inside] = [s for s in container.children if s.is_process]
+    assert inside.service == "python3" and inside.attributes["process.exit.code"] == 0
+    assert [c.name for c in _processes_under(inside)] == ["python3 -c print('grandchild')"]
+    mounts = {attrs[f"otel_run.container.mount.{i}.target"] for i in range(2)}
+    assert mounts == {"/otel-run/lib/otel_run", "/otel-run/store"}
+
+
+@pytest.mark.parametrize("cli", ["docker", "podman"])
+def test_exit_codes_pass_through_as_without_otel_run(cli: str, engine: None, docker_host: str, runner: Runner) -> None:
+    env = runner.env(DOCKER_HOST=docker_host)
+    for args in (["--rm"], []):
+        command = [cli, "run", *args, IMAGE, "python3", "-c", "import sys; sys.exit(5)"]
+        bare = subprocess.run(command, env=env, capture_output=True, timeout=180)
+        traced = runner.run(*command, env=env, timeout=180)
+        assert traced.returncode == bare.returncode, (args, traced.stderr.decode()[-1000:])
+        if not args:
+            assert bare.returncode == 5  # (docker CLI + podman 4.3 service with --rm says 0: so does otel-run)
+
+
+def test_no_container_mount_still_passes_the_context(engine: None, runner: Runner) -> None:
+    code = "import os; print(os.environ.get('TRACEPARENT'), os.environ.get('PYTHONPATH'))"
+    result = runner.run("--no-container-mount", "podman", "run", "--rm", IMAGE, "python3", "-c", code, timeout=180)
+    assert result.returncode == 0, result.stderr.decode()[-1000:]
+    traceparent, pythonpath = result.stdout.decode().split()
+    run, trace = runner.last()
+    [container] = [s for s in trace.spans if s.name.startswith("container ")]
+    assert traceparent == f"00-{run.trace_id}-{container.span_id}-01" and pythonpath == "None"
+    assert not [s for s in trace.spans if s.parent is container and s.is_process]  # nothing traced inside
+
+
+def test_a_signal_to_otel_run_reaches_the_container(engine: None, runner: Runner) -> None:
+    # python is PID 1 in the container: without a handler the kernel would drop SIGTERM
+    code = textwrap.dedent(
+        """
+        import signal, sys, time
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
+        print("ready", flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen(
+        [OTEL_RUN, "-q", "podman", "run", "--rm", IMAGE, "python3", "-c", code],
+        env=runner.env(),
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.send_signal(15)
+    assert proc.wait(timeout=60) == 3  # otel-run -> podman (sig-proxy) -> python in the container
+    run, trace = runner.last()
+    assert run.exit_code == 3
+    [inside] = [s for s in trace.spans if s.is_process and s.service == "python3"]
+    assert inside.attributes["process.exit.code"] == 3
+
+
+def _processes_under(span: Span) -> list[Span]:
+    out = []
+    stack = list(span.children)
+    while stack:
+        s = stack.pop()
+        if s.is_process:
+            out.append(s)
+        stack.extend(s.children)
+    return out
