@@ -78,24 +78,13 @@ class ContainerRun:
             os.unlink(self.cidfile)  # the engine refuses to overwrite it
             self._own_cidfile = True
             extra += ["--cidfile", self.cidfile]
-        extra += ["-e", f"{_env.TRACEPARENT}={_boot.traceparent(trace_id, self.span_id)}"]
-        for name in sorted(environ):
-            if name.startswith("OTEL_") and name not in _SKIP_ENV:
-                extra += ["-e", name]  # the value comes from the CLI's environment
-        if mount:
-            lib = os.path.dirname(os.path.dirname(os.path.abspath(_boot.__file__)))  # .../otel_run
-            pylib = environ.get(_env.OTEL_RUN_PYLIB)
-            extra += ["-v", f"{lib}:{IN_LIB}/otel_run:ro", "-v", f"{store}:{IN_STORE}"]
-            extra += ["-e", f"{_env.OTEL_RUN_STORE}={IN_STORE}"]
-            site = f"{IN_LIB}/otel_run/bootstrap/site"
-            user_path = _env_value(self.argv, self.run_at, _env.PYTHONPATH)
-            extra += ["-e", f"{_env.PYTHONPATH}={site}" + (f":{user_path}" if user_path else "")]
-            if pylib:
-                extra += ["-v", f"{pylib}:{IN_PYLIB}:ro", "-e", f"{_env.OTEL_RUN_PYLIB}={IN_PYLIB}"]
-            self.mounts += [
-                {"type": "bind", "source": lib, "target": f"{IN_LIB}/otel_run", "read_only": True, "otel_run": True},
-                {"type": "bind", "source": store, "target": IN_STORE, "read_only": False, "otel_run": True},
-            ]
+        user_path = _env_value(self.argv, self.run_at, _env.PYTHONPATH)
+        env, mounts = injection(environ, trace_id, self.span_id, store if mount else None, user_path)
+        for name, value in env.items():
+            extra += ["-e", name if value is None else f"{name}={value}"]
+        for m in mounts:
+            extra += ["-v", f"{m['source']}:{m['target']}" + (":ro" if m["read_only"] else "")]
+        self.mounts += mounts
         argv = self.argv
         out = [*argv[: self.run_at + 1], *extra, *argv[self.run_at + 1 :]]
         if mount and _env_value(argv, self.run_at, _env.PYTHONPATH) is not None:
@@ -266,6 +255,33 @@ def _run_query(command: list[str], env: Mapping[str, str]) -> bytes:
 
 def environ_debug(env: Mapping[str, str]) -> bool:
     return env.get(_env.OTEL_RUN_DEBUG) == "1"
+
+
+def injection(
+    environ: Mapping[str, str], trace_id: str, span_id: str, store: str | None, user_pythonpath: str | None = None
+) -> tuple[dict[str, str | None], list[dict[str, Any]]]:
+    """What a container gets: environment variables (None: the value passes from
+    the caller's environment) and bind mounts. With ``store`` (otel-run's, when
+    mounting is on): the bootstrap, the OpenTelemetry libraries and the store."""
+    env: dict[str, str | None] = {_env.TRACEPARENT: _boot.traceparent(trace_id, span_id)}
+    for name in sorted(environ):
+        if name.startswith("OTEL_") and name not in _SKIP_ENV:
+            env[name] = None
+    mounts: list[dict[str, Any]] = []
+    if store:
+        lib = os.path.dirname(os.path.dirname(os.path.abspath(_boot.__file__)))  # .../otel_run
+        site = f"{IN_LIB}/otel_run/bootstrap/site"
+        env[_env.OTEL_RUN_STORE] = IN_STORE
+        env[_env.PYTHONPATH] = site + (f":{user_pythonpath}" if user_pythonpath else "")
+        mounts += [
+            {"type": "bind", "source": lib, "target": f"{IN_LIB}/otel_run", "read_only": True, "otel_run": True},
+            {"type": "bind", "source": store, "target": IN_STORE, "read_only": False, "otel_run": True},
+        ]
+        pylib = environ.get(_env.OTEL_RUN_PYLIB)
+        if pylib:
+            env[_env.OTEL_RUN_PYLIB] = IN_PYLIB
+            mounts.append({"type": "bind", "source": pylib, "target": IN_PYLIB, "read_only": True, "otel_run": True})
+    return env, mounts
 
 
 def detect(argv: Sequence[str]) -> ContainerRun | None:
