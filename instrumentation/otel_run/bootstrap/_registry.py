@@ -30,9 +30,10 @@ INSTRUMENTATIONS: dict[str, tuple[str, str]] = {
     "django": ("django.core.handlers.base", "opentelemetry.instrumentation.django:DjangoInstrumentor"),
     "sqlite3": ("sqlite3", "opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor"),
     "codeflash": ("codeflash.optimization.optimizer", "otel_run.instrument.codeflash:CodeflashInstrumentor"),
+    "docker": ("docker.models.containers", "otel_run.instrument.docker:DockerInstrumentor"),
 }
 """Instrumentations loaded lazily. ``subprocess`` is otel-run's own light
-instrumentation (it needs no SDK); ``codeflash`` is otel-run's; the others are
+instrumentation (it needs no SDK); ``codeflash`` and ``docker`` are otel-run's; the others are
 the official OpenTelemetry instrumentations, loaded with the SDK."""
 
 FIRST_USE: dict[str, tuple[tuple[str, str, str], ...]] = {
