@@ -50,6 +50,10 @@ otel-run's own variables:
 ``OTEL_RUN_REQUIRE_ENGINE``
     Tests only: ``1`` (set by ``.ci/run``) makes the container tests fail, not
     skip, when podman cannot run containers.
+``GITHUB_ACTIONS``, ``GITHUB_WORKFLOW``, ``GITHUB_RUN_ID``, ``GITHUB_RUN_ATTEMPT``,
+``GITHUB_JOB``, ``GITHUB_REPOSITORY``, ``GITHUB_SERVER_URL``, ``GITHUB_REF_NAME``, ``GITHUB_SHA``
+    Set by GitHub Actions; otel-run's root span gets the CI/CD and VCS
+    semantic-convention attributes from them (``otel_run.run._ci``).
 ``OTEL_RUN_DEBUG``
     ``1`` makes the bootstrap and the instrumentations log their own failures
     to stderr (they are silent otherwise, so the traced program's output is
@@ -115,6 +119,16 @@ OTEL_RUN_BACKEND_DB = "OTEL_RUN_BACKEND_DB"
 OTEL_RUN_BACKEND_LLM_URL = "OTEL_RUN_BACKEND_LLM_URL"
 OTEL_RUN_BACKEND_LLM_MODEL = "OTEL_RUN_BACKEND_LLM_MODEL"
 OTEL_RUN_INSTRUMENTATIONS = "OTEL_RUN_INSTRUMENTATIONS"
+
+GITHUB_ACTIONS = "GITHUB_ACTIONS"
+GITHUB_WORKFLOW = "GITHUB_WORKFLOW"
+GITHUB_RUN_ID = "GITHUB_RUN_ID"
+GITHUB_RUN_ATTEMPT = "GITHUB_RUN_ATTEMPT"
+GITHUB_JOB = "GITHUB_JOB"
+GITHUB_REPOSITORY = "GITHUB_REPOSITORY"
+GITHUB_SERVER_URL = "GITHUB_SERVER_URL"
+GITHUB_REF_NAME = "GITHUB_REF_NAME"
+GITHUB_SHA = "GITHUB_SHA"
 
 XDG_DATA_HOME = "XDG_DATA_HOME"
 COLUMNS = "COLUMNS"

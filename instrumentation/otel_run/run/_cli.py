@@ -281,6 +281,7 @@ class _Finisher:
 
     def _record(self) -> RunRecord:
         if self.record is None:
+            from otel_run.run._ci import ci_attributes
             from otel_run.run._record import RunRecord
 
             store, trace_id, parent_id, root_id, child_id = self._ids
@@ -295,6 +296,7 @@ class _Finisher:
                 label=self.opts.label,
                 start_ns=self.start_ns,
                 series=self.series,
+                extra_attributes=ci_attributes(self.environ),
             )
         return self.record
 

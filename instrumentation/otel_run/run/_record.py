@@ -42,6 +42,7 @@ class RunRecord:
         label: str | None,
         start_ns: int | None = None,
         series: dict[str, Any] | None = None,
+        extra_attributes: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.argv = argv
@@ -53,6 +54,8 @@ class RunRecord:
         self.service_name = service_name
         self.start_ns = start_ns if start_ns is not None else _boot.process_start_ns(time_ns())
         self.series = series
+        self.extra_attributes = extra_attributes or {}
+        """More attributes of the root span (the CI job's, see ``run._ci``)."""
         """``otel-run --runs``: the series id, this run's number and whether it is a warm-up."""
         self.pid = os.getpid()
         self.cwd = os.getcwd()
@@ -87,6 +90,7 @@ class RunRecord:
             "process.command_args": redact_args(self.argv[: _boot.ARGS_MAX]),
             "process.working_directory": self.cwd,
         }
+        attrs.update(self.extra_attributes)
         if self.label:
             attrs[LABEL] = self.label
         if self.series:
