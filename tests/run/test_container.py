@@ -9,7 +9,7 @@ import pytest
 
 from otel_run.run._container import _env_value, _image, _image_name, _image_tag, _mounts, _parse_time, detect
 from otel_run.store._model import Span
-from tests.conftest import OTEL_RUN, Runner
+from tests.conftest import OTEL_RUN, Runner, settled_trace
 from tests.engine import IMAGE, docker_service, require_engine
 
 STAGES = ("container.create", "container.start", "container.boot", "container.workload", "container.teardown")
@@ -150,6 +150,33 @@ def test_a_signal_to_otel_run_reaches_the_container(engine: None, runner: Runner
     assert run.exit_code == 3
     [inside] = [s for s in trace.spans if s.is_process and s.service == "python3"]
     assert inside.attributes["process.exit.code"] == 3
+
+
+def test_an_http_call_inside_the_container_reaches_a_host_service_in_one_trace(
+    engine: None, runner: Runner, service: int
+) -> None:
+    """The Python inside borrows the mounted OpenTelemetry SDK when it first sends
+    a request; the host's traced service continues the trace."""
+    import sysconfig
+
+    deps = sysconfig.get_paths()["purelib"]  # requests for the container, from this venv
+    code = f"import requests; print(requests.get('http://127.0.0.1:{service}/work?ms=1').status_code)"
+    result = runner.run(
+        "podman", "run", "--rm", "--network", "host", "-v", f"{deps}:/deps:ro", "-e", "PYTHONPATH=/deps",
+        IMAGE, "python3", "-c", code, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout.decode().strip() == "200", result.stderr.decode()[-2000:]
+    run, trace = settled_trace(runner, lambda t: any(s.kind == 2 for s in t.spans))
+    [container] = [s for s in trace.spans if s.name.startswith("container ")]
+    [inside] = [s for s in container.children if s.is_process]
+    [client] = [s for s in trace.spans if s.kind == 3 and s.name.startswith("GET")]
+    [server] = [s for s in trace.spans if s.kind == 2]
+    node, chain = client, []
+    while node is not None:
+        chain.append(node)
+        node = node.parent
+    assert inside in chain and container in chain  # client span inside the container's Python
+    assert server.parent is client and server.service == "service" and server.trace_id == run.trace_id
 
 
 def _processes_under(span: Span) -> list[Span]:
