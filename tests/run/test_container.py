@@ -4,6 +4,7 @@ import itertools
 import subprocess
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -115,6 +116,21 @@ def test_exit_codes_pass_through_as_without_otel_run(cli: str, engine: None, doc
         assert traced.returncode == bare.returncode, (args, traced.stderr.decode()[-1000:])
         if not args:
             assert bare.returncode == 5  # (docker CLI + podman 4.3 service with --rm says 0: so does otel-run)
+
+
+def test_an_image_pull_is_an_event_of_the_container_span(engine: None, runner: Runner, tmp_path: Path) -> None:
+    # no registry here: pulling from an OCI archive is a real pull for the engine (a `pull` event)
+    archive = tmp_path / "image.tar"
+    subprocess.run(["podman", "save", "--format", "oci-archive", "-o", str(archive), IMAGE], check=True, timeout=300)
+    source = f"oci-archive:{archive}"
+    result = runner.run("podman", "run", "--rm", source, "python3", "-c", "pass", timeout=300)
+    assert result.returncode == 0, result.stderr.decode()[-1000:]
+    _run, trace = runner.last()
+    [container] = [s for s in trace.spans if s.name.startswith("container ")]
+    [pull] = [e for e in container.events if e.name == "image.pull"]
+    assert pull.attributes["container.image.name"] == source
+    create = next(s for s in container.children if s.name == "container.create")
+    assert container.start_ns <= pull.time_ns <= create.end_ns
 
 
 def test_no_container_mount_still_passes_the_context(engine: None, runner: Runner) -> None:

@@ -12,7 +12,8 @@ When the command is a ``run`` of the docker or podman CLI, otel-run
   (``<engine> events --since …``), and afterwards writes the container span —
   ``container.id``, ``container.name``, ``container.image.name``,
   ``container.runtime.name`` and the mounts — with its start-up stages as
-  children, from the engine's own timestamps: ``container.create`` (the CLI
+  children, from the engine's own timestamps (and an ``image.pull`` event on
+  the span where the engine logged one): ``container.create`` (the CLI
   asking → the engine created it), ``container.start`` (created → the runtime
   started the process), ``container.boot`` (started → the first span inside: the
   interpreter's start-up and imports), ``container.workload``, and
@@ -103,7 +104,7 @@ class ContainerRun:
             return
         fmt = "json" if self.engine == "podman" else "{{json .}}"
         command = [*self.argv[: self.run_at], "events", "--since", str(self._since)]
-        command += ["--filter", "type=container", "--format", fmt]
+        command += ["--filter", "type=container", "--filter", "type=image", "--format", fmt]
         try:
             self._events = subprocess.Popen(
                 command,
@@ -153,7 +154,17 @@ class ContainerRun:
         if not events:
             attrs["otel_run.container.events"] = "unavailable"
         span_name = f"container {self.image or cid[:12]}"
-        out = [_boot.span_json(self.trace_id, self.span_id, parent_id, span_name, cli_start_ns, cli_end_ns, attrs)]
+        # podman logs a `pull` when it starts resolving the image, real pull or not, and nothing when it ends:
+        # an event on the span, not a stage with a duration
+        pulls = [
+            ("image.pull", e["time_ns"], {"container.image.name": e["name"] or e["id"]})
+            for e in self._pulls(events, cli_start_ns, created)
+        ]
+        out = [
+            _boot.span_json(
+                self.trace_id, self.span_id, parent_id, span_name, cli_start_ns, cli_end_ns, attrs, events=pulls
+            )
+        ]
         stages: list[tuple[str, int | None, int | None]] = [
             ("container.create", cli_start_ns, created),
             ("container.start", created, running),
@@ -174,13 +185,27 @@ class ContainerRun:
             out.append(_boot.span_json(self.trace_id, _boot.new_span_id(), self.span_id, stage, begin, end, {}))
         return out
 
+    def _pulls(self, events: list[dict[str, Any]], begin: int, created: int | None) -> list[dict[str, Any]]:
+        """The engine's pull events for this run's image, before its container was created."""
+        last = created if created is not None else 2**63
+        ref, short = self.image, _image_name(self.image).rsplit("/", 1)[-1]
+        return [
+            e
+            for e in events
+            if e["type"] == "image"
+            and e["action"] == "pull"
+            and begin <= e["time_ns"] <= last
+            and ((e["name"] or e["id"]) == ref or _image_name(e["name"] or e["id"]).endswith(short))
+        ]
+
     def _query(self, cid: str, json: Any) -> list[dict[str, Any]]:
         if not cid or not self._since:
             return []
         command = [*self.argv[: self.run_at], "events", "--stream=false", "--since", str(self._since)]
-        command += ["--filter", f"container={cid}", "--format", "json"]
+        command += ["--format", "json"]  # everything since the run began: its container's events and pulls
         out = _run_query(command, self._env)
         events = [e for e in (_event(line, json) for line in out.splitlines()) if e is not None]
+        events = [e for e in events if e["id"] == cid or e["type"] == "image"]
         _boot.debug(f"container: {len(events)} podman events")
         return events
 
@@ -541,9 +566,11 @@ def _event(line: bytes, json: Any) -> dict[str, Any] | None:
     time_ns = raw.get("timeNano")
     if time_ns is None:
         time_ns = _parse_time(raw.get("Time") or raw.get("time"))
+    kind = str(raw.get("Type") or raw.get("type") or "container").lower()
+    cid = cid or name  # podman's pull events name the image and have no id
     if not cid or not action or time_ns is None:
         return None
-    return {"id": cid, "action": str(action).lower(), "name": name, "time_ns": int(time_ns)}
+    return {"id": cid, "action": str(action).lower(), "name": name, "time_ns": int(time_ns), "type": kind}
 
 
 def _parse_time(value: Any) -> int | None:
