@@ -136,3 +136,14 @@ def service(runner: Runner, tmp_path: Path) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def processes_under(span: Span) -> list[Span]:
+    """The process spans below ``span``, at any depth."""
+    out, stack = [], list(span.children)
+    while stack:
+        s = stack.pop()
+        if s.is_process:
+            out.append(s)
+        stack.extend(s.children)
+    return out

@@ -5,8 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from otel_run.store._model import Span
-from tests.conftest import PYTHON, Runner
+from tests.conftest import PYTHON, Runner, processes_under
 from tests.engine import IMAGE, docker_service, require_engine
 
 STAGES = ("container.create", "container.start", "container.workload", "container.teardown")
@@ -52,17 +51,7 @@ def test_the_docker_sdk_gets_the_container_span_stages_and_context(
     stages = {s.name: s for s in container.children if s.name.startswith("container.")}
     assert set(stages) == set(STAGES), sorted(stages)
     [python] = [s for s in container.children if s.is_process]
-    assert python.service == "python3" and [c.name for c in _processes_under(python)] == ["python3 -c pass"]
-
-
-def _processes_under(span: Span) -> list[Span]:
-    out, stack = [], list(span.children)
-    while stack:
-        s = stack.pop()
-        if s.is_process:
-            out.append(s)
-        stack.extend(s.children)
-    return out
+    assert python.service == "python3" and [c.name for c in processes_under(python)] == ["python3 -c pass"]
 
 
 def test_registered_for_opentelemetry_instrument_and_uninstrument_restores() -> None:

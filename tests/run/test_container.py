@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from otel_run.run._container import _env_value, _image, _image_name, _image_tag, _mounts, _parse_time, detect
-from otel_run.store._model import Span
-from tests.conftest import OTEL_RUN, Runner, settled_trace
+from tests.conftest import OTEL_RUN, Runner, processes_under, settled_trace
 from tests.engine import IMAGE, docker_service, require_engine
 
 STAGES = ("container.create", "container.start", "container.boot", "container.workload", "container.teardown")
@@ -101,7 +100,7 @@ def test_a_container_run_is_one_trace_with_its_start_up_stages(
     assert ordered[0].start_ns == container.start_ns and ordered[-1].end_ns == container.end_ns
     [inside] = [s for s in container.children if s.is_process]
     assert inside.service == "python3" and inside.attributes["process.exit.code"] == 0
-    assert [c.name for c in _processes_under(inside)] == ["python3 -c print('grandchild')"]
+    assert [c.name for c in processes_under(inside)] == ["python3 -c print('grandchild')"]
     mounts = {attrs[f"otel_run.container.mount.{i}.target"] for i in range(2)}
     assert mounts == {"/otel-run/lib/otel_run", "/otel-run/store"}
 
@@ -193,14 +192,3 @@ def test_an_http_call_inside_the_container_reaches_a_host_service_in_one_trace(
         node = node.parent
     assert inside in chain and container in chain  # client span inside the container's Python
     assert server.parent is client and server.service == "service" and server.trace_id == run.trace_id
-
-
-def _processes_under(span: Span) -> list[Span]:
-    out = []
-    stack = list(span.children)
-    while stack:
-        s = stack.pop()
-        if s.is_process:
-            out.append(s)
-        stack.extend(s.children)
-    return out
