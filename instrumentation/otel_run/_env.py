@@ -54,6 +54,8 @@ otel-run's own variables:
 ``GITHUB_JOB``, ``GITHUB_REPOSITORY``, ``GITHUB_SERVER_URL``, ``GITHUB_REF_NAME``, ``GITHUB_SHA``
     Set by GitHub Actions; otel-run's root span gets the CI/CD and VCS
     semantic-convention attributes from them (``otel_run.run._ci``).
+``OTEL_RUN_SERVE_TOKEN``
+    Bearer token ``otel-trace serve`` requires of senders (same as ``--token``).
 ``OTEL_RUN_DEBUG``
     ``1`` makes the bootstrap and the instrumentations log their own failures
     to stderr (they are silent otherwise, so the traced program's output is
@@ -107,6 +109,7 @@ OTEL_RUN_PROCESS = "OTEL_RUN_PROCESS"
 OTEL_RUN_PYLIB = "OTEL_RUN_PYLIB"
 OTEL_RUN_DEBUG = "OTEL_RUN_DEBUG"
 OTEL_RUN_CONTAINER_MOUNT = "OTEL_RUN_CONTAINER_MOUNT"
+OTEL_RUN_SERVE_TOKEN = "OTEL_RUN_SERVE_TOKEN"
 OTEL_RUN_REQUIRE_ENGINE = "OTEL_RUN_REQUIRE_ENGINE"
 OTEL_RUN_EXPORT_TIMEOUT = "OTEL_RUN_EXPORT_TIMEOUT"
 

@@ -4,6 +4,7 @@
     otel-trace show [RUN] [--format text|json] [--all] [--top N]
     otel-trace export [RUN] --format otlp|chrome [-o FILE]
     otel-trace push [RUN] [--endpoint URL]
+    otel-trace serve [--host ADDR] [--port N] [--token TOKEN]
 
 RUN is a run id, a trace id, or a prefix of either; it defaults to the last run.
 """
@@ -58,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("push", help="send a run to the OTLP endpoint")
     p.add_argument("run", nargs="?", metavar="RUN")
     p.add_argument("--endpoint", metavar="URL", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+
+    p = sub.add_parser("serve", help="receive OTLP/HTTP traces from other machines into the store")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=4318, help="port (default 4318, OTLP/HTTP's)")
+    p.add_argument(
+        "--token", help="require 'Authorization: Bearer TOKEN' (default: $OTEL_RUN_SERVE_TOKEN; none when unset)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per request on stderr")
     return parser
 
 
@@ -161,7 +170,26 @@ def _push(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"list": _list, "show": _show, "export": _export, "push": _push}
+def _serve(store: Store, args: argparse.Namespace) -> int:
+    from otel_run import _env
+    from otel_run.store._receiver import serve
+
+    token = args.token or os.environ.get(_env.OTEL_RUN_SERVE_TOKEN) or None
+    try:
+        server = serve(store.root, args.host, args.port, token, quiet=args.quiet)
+    except OSError as exc:
+        raise OtelRunError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    needs = " (token required)" if token else ""
+    _err(f"otel-trace serve: OTLP/HTTP on http://{host}:{port}/v1/traces → {store.root}{needs}")
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+    return 0
+
+
+_COMMANDS = {"list": _list, "show": _show, "export": _export, "push": _push, "serve": _serve}
 
 
 def _out(text: str) -> None:

@@ -1,0 +1,200 @@
+"""``otel-trace serve``: a real OTLP/HTTP receiver process writing into a store."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from otel_run.store._store import Store
+from tests.conftest import OTEL_TRACE, PYTHON, Runner, clean_env, free_port, wait_for
+
+rotel = pytest.importorskip("rotel", reason="rotel (the OTLP collector used for interop) is not installed")
+ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
+
+
+class Serve:
+    """An ``otel-trace serve`` process on a free port."""
+
+    def __init__(self, store: Path, token: str | None = None) -> None:
+        self.store = store
+        self.port = free_port()
+        self.token = token
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Serve:
+        args = [OTEL_TRACE, "--store", str(self.store), "serve", "--port", str(self.port), "-q"]
+        if self.token:
+            args += ["--token", self.token]
+        self.proc = subprocess.Popen(args, env=clean_env(), stderr=subprocess.PIPE)
+        wait_for(lambda: _listening(self.port), what="otel-trace serve to listen")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def post(self, body: bytes, headers: dict[str, str], path: str = "/v1/traces") -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    server = Serve(tmp_path / "home-store").start()
+    yield server
+    server.stop()
+
+
+def _request(trace_id: str, span_id: str, name: str, parent: str | None = None) -> dict:
+    span = {"traceId": trace_id, "spanId": span_id, "name": name, "startTimeUnixNano": "1", "endTimeUnixNano": "2"}
+    if parent:
+        span["parentSpanId"] = parent
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "backend"}}]},
+                "scopeSpans": [{"scope": {"name": "t"}, "spans": [span]}],
+            }
+        ]
+    }
+
+
+def _protobuf(trace_id: str, span_id: str, name: str) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    span = Span(trace_id=bytes.fromhex(trace_id), span_id=bytes.fromhex(span_id), name=name)
+    span.start_time_unix_nano, span.end_time_unix_nano = 1, 2
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    return bytes(request.SerializeToString())
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_otel_run_to_rotel_to_otel_trace_serve_arrives_whole(runner: Runner, serve: Serve) -> None:
+    grpc_port, http_port = free_port(), free_port()
+    collector = subprocess.Popen(
+        [
+            str(ROTEL_AGENT), "start",
+            "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+            "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+            "--exporter", "otlp",
+            "--otlp-exporter-endpoint", f"http://127.0.0.1:{serve.port}",
+            "--otlp-exporter-protocol", "http",
+            "--batch-timeout", "50ms",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{http_port}")
+        wait_for(lambda: _listening(http_port), what="rotel to listen")
+        code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'pass'])"
+        result = runner.run(PYTHON, "-c", code, env=env, quiet=False)
+        assert result.returncode == 0 and b"sent " in result.stderr, result.stderr
+        run, local = runner.last()
+        home = Store(str(serve.store))
+        wait_for(lambda: len(home.load_trace(run.trace_id).spans) >= len(local.spans), timeout=30, what="spans at home")
+        received = home.load_trace(run.trace_id)
+        assert set(received.by_id) == set(local.by_id)
+        for span in local.spans:
+            got = received.by_id[span.span_id]
+            assert (got.name, got.parent_id, got.service) == (span.name, span.parent_id, span.service)
+        [listed] = [r for r in home.runs() if r.trace_id == run.trace_id]
+        assert listed.label == "received" and listed.root_span_id == run.root_span_id
+    finally:
+        collector.terminate()
+        collector.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"{}", {"Content-Type": "text/plain"}, 415),
+        (b"\x0a\xff\xff\xff\x0f", {"Content-Type": "application/x-protobuf"}, 400),  # truncated protobuf
+        (b"{not json", {"Content-Type": "application/json"}, 400),
+        (b'{"data": []}', {"Content-Type": "application/json"}, 400),  # Jaeger JSON
+        (b"x", {"Content-Type": "application/json", "Content-Encoding": "br"}, 415),
+        (b"not gzip", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, 400),
+        (b"GZIP-BOMB", {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, 413),
+    ],
+    ids=["content-type", "truncated-protobuf", "not-json", "jaeger-json", "encoding", "not-gzip", "gzip-bomb"],
+)
+def test_bad_requests_get_4xx_and_the_server_keeps_going(
+    serve: Serve, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    if body == b"GZIP-BOMB":
+        body = gzip.compress(b"\0" * (200 * 1024 * 1024))  # 200 MiB of zeros in ~200 KiB
+    got, answer = serve.post(body, headers)
+    assert got == status, answer
+    assert serve.alive()
+    request = json.dumps(_request(TRACE, "00f067aa0ba902b7", "after")).encode()
+    assert serve.post(request, {"Content-Type": "application/json"})[0] == 200
+
+
+def test_a_100_mb_body_is_refused_from_its_length_alone(serve: Serve) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", serve.port), timeout=30) as s:
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n")
+        s.sendall(b"Content-Length: %d\r\n\r\n" % (100 * 1024 * 1024))
+        s.sendall(b"\0" * 65536)  # the server answers without waiting for the rest
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert serve.alive()
+
+
+def test_token_wrong_path_and_protobuf(tmp_path: Path) -> None:
+    server = Serve(tmp_path / "store", token="s3cret").start()
+    try:
+        body = _protobuf(TRACE, "00f067aa0ba902b7", "pb")
+        headers = {"Content-Type": "application/x-protobuf"}
+        assert server.post(body, headers)[0] == 401
+        assert server.post(body, {**headers, "Authorization": "Bearer nope"})[0] == 401
+        assert server.post(body, {**headers, "Authorization": "Bearer s3cret"}, path="/v1/metrics")[0] == 404
+        assert server.post(body, {**headers, "Authorization": "Bearer s3cret"}) == (200, b"")
+        trace = Store(str(server.store)).load_trace(TRACE)
+        assert [s.name for s in trace.spans] == ["pb"]
+    finally:
+        server.stop()
+
+
+def test_no_accepted_span_is_lost_across_a_restart(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    headers = {"Content-Type": "application/json"}
+    first = Serve(store).start()
+    for i in range(20):
+        assert first.post(json.dumps(_request(TRACE, f"{i + 1:016x}", f"s{i}")).encode(), headers)[0] == 200
+    first.stop()
+    second = Serve(store).start()
+    try:
+        for i in range(20, 40):
+            assert second.post(json.dumps(_request(TRACE, f"{i + 1:016x}", f"s{i}")).encode(), headers)[0] == 200
+    finally:
+        second.stop()
+    trace = Store(str(store)).load_trace(TRACE)
+    assert sorted(s.name for s in trace.spans) == sorted(f"s{i}" for i in range(40))
+    assert len([r for r in Store(str(store)).runs() if r.trace_id == TRACE]) == 1  # one index entry per trace
