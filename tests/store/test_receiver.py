@@ -198,3 +198,20 @@ def test_no_accepted_span_is_lost_across_a_restart(tmp_path: Path) -> None:
     trace = Store(str(store)).load_trace(TRACE)
     assert sorted(s.name for s in trace.spans) == sorted(f"s{i}" for i in range(40))
     assert len([r for r in Store(str(store)).runs() if r.trace_id == TRACE]) == 1  # one index entry per trace
+
+
+def test_push_backfills_a_label_into_a_receiver_and_skips_what_was_sent(runner: Runner, serve: Serve) -> None:
+    for label in ("nightly", "nightly", "other"):
+        assert runner.run("-l", label, PYTHON, "-c", "pass").returncode == 0
+    env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{serve.port}")
+    first = runner.trace_cli("push", "--label", "nightly", "--unpushed", env=env)
+    assert first.returncode == 0 and "2 of 2 runs sent" in first.stderr, first.stderr
+    again = runner.trace_cli("push", "--label", "nightly", "--unpushed", env=env)
+    assert "no runs match" in again.stderr
+    sent = {r.trace_id for r in Store(str(runner.store)).runs() if r.label == "nightly"}
+    home = Store(str(serve.store))
+    assert {t for t in sent if home.load_trace(t).spans} == sent
+    future = runner.trace_cli("push", "--since", "2999-01-01", env=env)
+    assert "no runs match" in future.stderr
+    bad = runner.trace_cli("push", "--since", "yesterday", env=env)
+    assert bad.returncode == 2 and "--since 'yesterday'" in bad.stderr

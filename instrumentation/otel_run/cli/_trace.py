@@ -4,6 +4,7 @@
     otel-trace show [RUN] [--format text|json] [--all] [--top N]
     otel-trace export [RUN] --format otlp|chrome [-o FILE]
     otel-trace push [RUN] [--endpoint URL]
+    otel-trace push --label NAME | --since DATE [--until DATE] [--unpushed] [--endpoint URL]
     otel-trace serve [--host ADDR] [--port N] [--token TOKEN]
 
 RUN is a run id, a trace id, or a prefix of either; it defaults to the last run.
@@ -56,9 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("otlp", "chrome"), default="otlp")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
-    p = sub.add_parser("push", help="send a run to the OTLP endpoint")
+    p = sub.add_parser("push", help="send runs to the OTLP endpoint (one, or a backlog by label/date)")
     p.add_argument("run", nargs="?", metavar="RUN")
     p.add_argument("--endpoint", metavar="URL", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    p.add_argument("--label", help="send every finished run with this label")
+    p.add_argument("--since", metavar="DATE", help="send runs started at or after DATE (YYYY-MM-DD[THH:MM[:SS]], UTC)")
+    p.add_argument("--until", metavar="DATE", help="... and before DATE")
+    p.add_argument("--unpushed", action="store_true", help="skip runs already sent")
 
     p = sub.add_parser("serve", help="receive OTLP/HTTP traces from other machines into the store")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -166,8 +171,50 @@ def _export(store: Store, args: argparse.Namespace) -> int:
 def _push(store: Store, args: argparse.Namespace) -> int:
     from otel_run.export._push import push_run
 
-    _err(push_run(store, args.run, os.environ, endpoint=args.endpoint))
-    return 0
+    if not (args.label or args.since or args.until):
+        if args.unpushed:
+            raise UsageError("--unpushed goes with --label, --since or --until")
+        _err(push_run(store, args.run, os.environ, endpoint=args.endpoint))
+        return 0
+    if args.run:
+        raise UsageError("give either RUN or --label/--since/--until, not both")
+    since, until = _date(args.since, "--since"), _date(args.until, "--until")
+    runs = [
+        r
+        for r in store.runs()
+        if r.finished
+        and (args.label is None or r.label == args.label)
+        and (since is None or r.start_ns >= since)
+        and (until is None or r.start_ns < until)
+        and not (args.unpushed and store.was_pushed(r))
+    ]
+    if not runs:
+        _err("otel-trace push: no runs match")
+        return 0
+    failed = 0
+    for run in runs:
+        try:
+            _err(f"{run.run_id[:8]}: " + push_run(store, run.run_id, os.environ, endpoint=args.endpoint))
+        except OtelRunError as exc:
+            failed += 1
+            _err(f"{run.run_id[:8]}: not sent ({exc})")
+    _err(f"otel-trace push: {len(runs) - failed} of {len(runs)} runs sent")
+    return 1 if failed else 0
+
+
+def _date(text: str | None, flag: str) -> int | None:
+    """A UTC date or date-time as epoch nanoseconds."""
+    if text is None:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1e9)
 
 
 def _serve(store: Store, args: argparse.Namespace) -> int:

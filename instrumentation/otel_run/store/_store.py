@@ -147,6 +147,9 @@ class Store:
             raise StoreError(f"{ref!r} is ambiguous: {', '.join(r.run_id for r in matches[:5])}")
         return matches[-1]
 
+    def was_pushed(self, run: Run) -> bool:
+        return os.path.exists(os.path.join(self.root, _layout.PUSHED, run.run_id))
+
     def mark_pushed(self, run: Run, endpoint: str) -> None:
         path = os.path.join(self.root, _layout.PUSHED)
         os.makedirs(path, exist_ok=True)
