@@ -56,6 +56,9 @@ otel-run's own variables:
     semantic-convention attributes from them (``otel_run.run._ci``).
 ``OTEL_RUN_SERVE_TOKEN``
     Bearer token ``otel-trace serve`` requires of senders (same as ``--token``).
+``GRAFANA_URL`` / ``GRAFANA_TOKEN``
+    Read by ``dashboards/push.py`` (not by the package): the Grafana to push the
+    dashboards to, and a service-account token.
 ``OTEL_RUN_DEBUG``
     ``1`` makes the bootstrap and the instrumentations log their own failures
     to stderr (they are silent otherwise, so the traced program's output is
