@@ -2,6 +2,7 @@
 
     .venv/bin/python dashboards/build.py            # write the JSON
     .venv/bin/python dashboards/build.py --check    # exit 1 when the JSON and this code drift apart
+    .venv/bin/python dashboards/build.py --queries results/dashboards.md   # the query behind every panel
 
 Queries are PromQL over the collector's span metrics (collector/config.yaml:
 ``spanmetrics`` → ``traces_span_metrics_*``; ``signaltometrics`` →
@@ -31,22 +32,34 @@ SEL = 'service_name=~"$service"'
 
 
 def _variables(board: dashboard.Dashboard) -> dashboard.Dashboard:
-    return board.with_variable(
-        dashboard.QueryVariable("service")
-        .label("service")
-        .datasource(PROM)
-        .query(f"label_values({CALLS}, service_name)")
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-    ).with_variable(
-        dashboard.QueryVariable("label")
-        .label("run label")
-        .datasource(PROM)
-        .query(f"label_values({CALLS}, otel_run_label)")
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
+    return (
+        board.with_variable(
+            dashboard.QueryVariable("service")
+            .label("service")
+            .datasource(PROM)
+            .query(f"label_values({CALLS}, service_name)")
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+        )
+        .with_variable(
+            dashboard.QueryVariable("command")
+            .label("command")
+            .datasource(PROM)
+            .query(f'label_values({CALLS}{{span_name=~"otel-run .*"}}, span_name)')
+            .multi(True)
+            .include_all(True)
+            .all_value("otel-run .*")
+        )
+        .with_variable(
+            dashboard.QueryVariable("label")
+            .label("run label")
+            .datasource(PROM)
+            .query(f"label_values({CALLS}, otel_run_label)")
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+        )
     )
 
 
@@ -66,7 +79,7 @@ def _series(title: str, description: str, unit: str, *queries: Any, w: int = 12,
 
 
 def runs() -> dashboard.Dashboard:
-    root = f'{SEL}, span_name=~"otel-run .*"'
+    root = f'{SEL}, span_name=~"$command", otel_run_label=~"$label"'
     return (
         _variables(dashboard.Dashboard("otel-run: Runs").uid("otel-run-runs").tags(["otel-run"]).refresh("30s"))
         .time("now-24h", "now")
@@ -332,10 +345,36 @@ def render(name: str) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def queries_markdown() -> str:
+    """Every panel's queries, as a Markdown page (results/dashboards.md)."""
+    out = [
+        "# Dashboards: the query behind each panel",
+        "",
+        "Made by `.venv/bin/python dashboards/build.py --queries results/dashboards.md`. PromQL runs over the "
+        "collector's span metrics (`traces_span_metrics_*` from the `spanmetrics` connector, `otel_run_*` histograms "
+        "from `signaltometrics`; see `collector/config.yaml`), TraceQL over Tempo. `$service`, `$command` and "
+        "`$label` are the dashboards' variables.",
+        "",
+    ]
+    for name in BOARDS:
+        board = json.loads(render(name))
+        out += [f"## {board['title']} (`{name}.json`)", "", "| panel | language | query |", "|---|---|---|"]
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                language = "PromQL" if target["datasource"]["uid"] == "prometheus" else "TraceQL"
+                query = (target.get("expr") or target.get("query") or "").replace("|", "\\|")
+                out.append(f"| {panel['title']} | {language} | `{query}` |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="fail when the committed JSON differs from the code")
+    parser.add_argument("--queries", metavar="FILE", help="also write every panel's queries as Markdown to FILE")
     args = parser.parse_args(argv)
+    if args.queries:
+        Path(args.queries).write_text(queries_markdown())
     drift = []
     for name in BOARDS:
         path = HERE / f"{name}.json"
