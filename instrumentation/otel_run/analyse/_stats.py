@@ -24,6 +24,7 @@ hundred lines) because scipy is a 40 MB dependency for one function.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -48,12 +49,7 @@ class Comparison:
 
 def median(values: Sequence[float]) -> float:
     """The median (0.0 for no values)."""
-    n = len(values)
-    if n == 0:
-        return 0.0
-    ordered = sorted(values)
-    mid = n // 2
-    return float(ordered[mid]) if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return float(statistics.median(values)) if values else 0.0
 
 
 def compare(before: Sequence[float], after: Sequence[float], alpha: float = 0.05) -> Comparison:
@@ -73,7 +69,8 @@ def compare(before: Sequence[float], after: Sequence[float], alpha: float = 0.05
         c = _exact_critical(n1, n2, alpha)
     else:
         p_value, sigma = _normal_p(u, n1, n2, ties, n1 + n2)
-        c = math.floor(n1 * n2 / 2 - _z(alpha) * sigma) if sigma > 0 else -1
+        z = statistics.NormalDist().inv_cdf(1 - alpha / 2)
+        c = math.floor(n1 * n2 / 2 - z * sigma) if sigma > 0 else -1
     diffs = sorted(y - x for x in before for y in after)
     shift = median(diffs)
     m = len(diffs)
@@ -152,16 +149,3 @@ def _normal_p(u: float, n1: int, n2: int, ties: list[int], n: int) -> tuple[floa
     sigma = math.sqrt(variance)
     z = max(0.0, abs(u - n1 * n2 / 2) - 0.5) / sigma
     return min(1.0, math.erfc(z / math.sqrt(2))), sigma
-
-
-def _z(alpha: float) -> float:
-    """The standard normal quantile 1 - alpha/2 (bisection on erfc: no scipy)."""
-    target = alpha
-    low, high = 0.0, 10.0
-    for _ in range(80):
-        mid = (low + high) / 2
-        if math.erfc(mid / math.sqrt(2)) > target:
-            low = mid
-        else:
-            high = mid
-    return (low + high) / 2
