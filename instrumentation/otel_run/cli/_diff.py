@@ -19,11 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from otel_run import __version__
 from otel_run._errors import OtelRunError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from otel_run.analyse._diff import DiffResult
 
 GATE_FAILED = 3
 
@@ -90,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def run(args: argparse.Namespace, environ: os._Environ[str] | dict[str, str]) -> int:
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import gc
     import re
 
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace, environ: os._Environ[str] | dict[str, str]) ->
     return 0
 
 
-def _write(result: object, fmt: str, top: int | None, output: str | None) -> None:
+def _write(result: DiffResult, fmt: str, top: int | None, output: str | None) -> None:
     from otel_run.render import _diff as render
 
     if fmt == "text":
@@ -142,21 +146,21 @@ def _write(result: object, fmt: str, top: int | None, output: str | None) -> Non
 
         if output:
             with open(output, "w", encoding="utf-8") as f:
-                render.to_console(result, top, Console(file=f, width=160, no_color=True))  # type: ignore[arg-type]
+                render.to_console(result, top, Console(file=f, width=160, no_color=True))
         else:
             import shutil
 
             width = shutil.get_terminal_size((160, 24)).columns
-            render.to_console(result, top, Console(width=width))  # type: ignore[arg-type]
+            render.to_console(result, top, Console(width=width))
         return
     if fmt == "json":
         import json
 
-        text = json.dumps(render.to_data(result, top), indent=2) + "\n"  # type: ignore[arg-type]
+        text = json.dumps(render.to_data(result, top), indent=2) + "\n"
     elif fmt == "md":
-        text = render.to_markdown(result, top)  # type: ignore[arg-type]
+        text = render.to_markdown(result, top)
     else:
-        text = render.to_html(result, top)  # type: ignore[arg-type]
+        text = render.to_html(result, top)
     if output:
         try:
             with open(output, "w", encoding="utf-8") as f:

@@ -98,9 +98,7 @@ def to_markdown(result: DiffResult, top: int | None) -> str:
     out = [f"### span-diff: `{b['name']}` ({_runs(b['runs'])}) → `{a['name']}` ({_runs(a['runs'])})", ""]
     root = result.root
     if root is not None:
-        out.append(
-            f"**Wall time (root):** {_ms(root.before_ms)} → {_ms(root.after_ms)}, {_change_md(root, result.alpha)}"
-        )
+        out.append(f"**Wall time (root):** {_ms(root.before_ms)} → {_ms(root.after_ms)}, {_change_md(root)}")
         out.append("")
     rows = _chosen(result, top)
     metrics = result.metrics
@@ -113,7 +111,7 @@ def to_markdown(result: DiffResult, top: int | None) -> str:
             _count(row),
             _ms(row.before_ms),
             _ms(row.after_ms),
-            _change_md(row, result.alpha, short=True),
+            _change_md(row, short=True),
             _ci(row),
             _p(row.p_value),
             _signed_ms(row.impact_ms),
@@ -177,7 +175,7 @@ def to_console(result: DiffResult, top: int | None, console: Any) -> None:
     root = result.root
     if root is not None:
         line = Text(f"wall time: {_ms(root.before_ms)} → {_ms(root.after_ms)}  ")
-        line.append(_change_text(root, result.alpha), style=_style(root))
+        line.append(_change_text(root), style=_style(root))
         console.print(line)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for name, justify in (
@@ -199,7 +197,7 @@ def to_console(result: DiffResult, top: int | None, console: Any) -> None:
             _count(row),
             _ms(row.before_ms),
             _ms(row.after_ms),
-            Text(_change_text(row, result.alpha, short=True), style=_style(row)),
+            Text(_change_text(row, short=True), style=_style(row)),
             _ci(row),
             _p(row.p_value),
             _signed_ms(row.impact_ms),
@@ -242,7 +240,7 @@ def to_html(result: DiffResult, top: int | None) -> str:
     if root is not None:
         parts.append(
             f"<p>Wall time (root): {_ms(root.before_ms)} → {_ms(root.after_ms)}, "
-            f"<span class='{_css(root)}'>{e(_change_text(root, result.alpha))}</span></p>"
+            f"<span class='{_css(root)}'>{e(_change_text(root))}</span></p>"
         )
     header = ["path", "count", "before", "after", "change", "95% CI", "p", "impact on root", *result.metrics]
     parts.append(
@@ -261,7 +259,7 @@ def to_html(result: DiffResult, top: int | None) -> str:
             f"<td>{e(_count(row))}</td>",
             f"<td>{_ms(row.before_ms)}</td>",
             f"<td>{_ms(row.after_ms)}</td>",
-            f"<td class='{_css(row)}'>{e(_change_text(row, result.alpha, short=True))}</td>",
+            f"<td class='{_css(row)}'>{e(_change_text(row, short=True))}</td>",
             f"<td>{e(_ci(row))}</td>",
             f"<td>{_p(row.p_value)}</td>",
             f"<td>{bar}{_signed_ms(row.impact_ms)}</td>",
@@ -313,7 +311,7 @@ def _md_path(row: Row) -> str:
     )
 
 
-def _change_text(row: Row, alpha: float, short: bool = False) -> str:
+def _change_text(row: Row, short: bool = False) -> str:
     if not row.significant:
         return "~" if short else f"~ (p={_p(row.p_value)})"
     pct = row.change_pct
@@ -322,8 +320,8 @@ def _change_text(row: Row, alpha: float, short: bool = False) -> str:
     return f"{pct:+.1f}%" if short else f"{pct:+.1f}% (p={_p(row.p_value)})"
 
 
-def _change_md(row: Row, alpha: float, short: bool = False) -> str:
-    text = _change_text(row, alpha, short)
+def _change_md(row: Row, short: bool = False) -> str:
+    text = _change_text(row, short)
     return f"**{text}**" if row.significant else text
 
 
