@@ -27,7 +27,7 @@ from typing import Any
 
 from otel_run.store import _layout
 from otel_run.store._jsonl import loads
-from otel_run.store._merge import FormatError, decode_id, parse_request
+from otel_run.store._merge import FormatError, decode_id, iter_batches
 
 MAX_BODY = 32 * 1024 * 1024
 """Largest request body accepted (bytes on the wire)."""
@@ -78,28 +78,14 @@ class Receiver:
         else:
             raise ReceiverError(415, f"content type {content_type or '(none)'!r}: use application/x-protobuf or json")
         try:
-            spans = list(parse_request(request))  # validates the whole request before anything is written
+            by_trace, count = _by_trace(request)  # the whole request is checked before anything is written
         except (FormatError, TypeError, ValueError, AttributeError) as exc:
             raise ReceiverError(400, f"not an OTLP trace request: {exc}") from None
-        self._store(request)
-        self.accepted_spans += len(spans)
-        return len(spans), answer
+        self._store(by_trace)
+        self.accepted_spans += count
+        return count, answer
 
-    def _store(self, request: dict[str, Any]) -> None:
-        by_trace: dict[str, list[dict[str, Any]]] = {}
-        for batch in request.get("resourceSpans", request.get("batches")) or []:
-            for scope in batch.get("scopeSpans", batch.get("instrumentationLibrarySpans")) or []:
-                groups: dict[str, list[Any]] = {}
-                for span in scope.get("spans") or []:
-                    _hex_ids(span)
-                    groups.setdefault(span["traceId"], []).append(span)
-                for trace_id, spans in groups.items():
-                    by_trace.setdefault(trace_id, []).append(
-                        {
-                            "resource": batch.get("resource") or {},
-                            "scopeSpans": [{"scope": scope.get("scope") or {}, "spans": spans}],
-                        }
-                    )
+    def _store(self, by_trace: dict[str, list[dict[str, Any]]]) -> None:
         import json
 
         for trace_id, batches in by_trace.items():
@@ -247,8 +233,36 @@ def _from_protobuf(data: bytes) -> dict[str, Any]:
     return out
 
 
+def _by_trace(request: Any) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """The request's spans regrouped by trace (resource and scope kept), with
+    hex ids and integer timestamps checked; and how many spans there are."""
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    count = 0
+    for batch, scopes in iter_batches(request):
+        for scope, spans in scopes:
+            groups: dict[str, list[Any]] = {}
+            for span in spans:
+                if not isinstance(span, dict):
+                    raise FormatError("a span is not an object")
+                _hex_ids(span)
+                int(span.get("startTimeUnixNano", 0))
+                int(span.get("endTimeUnixNano", 0))
+                groups.setdefault(span["traceId"], []).append(span)
+                count += 1
+            for trace_id, grouped in groups.items():
+                by_trace.setdefault(trace_id, []).append(
+                    {
+                        "resource": batch.get("resource") or {},
+                        "scopeSpans": [{"scope": scope.get("scope") or {}, "spans": grouped}],
+                    }
+                )
+    return by_trace, count
+
+
 def _hex_ids(span: dict[str, Any]) -> None:
     """Ids as lowercase hex, as otel-run writes them (protobuf's JSON gives base64)."""
+    if "traceId" not in span or "spanId" not in span:
+        raise FormatError("a span has no traceId or spanId")
     try:
         span["traceId"] = decode_id(span.get("traceId"), 16)
         span["spanId"] = decode_id(span.get("spanId"), 8)
