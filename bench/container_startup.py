@@ -97,7 +97,6 @@ def _run(prefix: list[str], workload: list[str], env: dict[str, str], label: str
 
 def _stages(store: Path) -> dict[str, dict[str, list[float]]]:
     """Per label: each stage's durations (ms) and the in-container interpreter start-up."""
-    sys.path.insert(0, str(ROOT / "instrumentation"))
     from otel_run.store._store import Store
 
     s = Store(str(store))
