@@ -8,8 +8,9 @@ When the command is a ``run`` of the docker or podman CLI, otel-run
   or ``OTEL_RUN_CONTAINER_MOUNT=false`` — read-only bind mounts of otel-run's
   bootstrap and of the OpenTelemetry libraries, plus the store (read-write),
   so an unmodified image's Python is traced into the same trace and store;
-* listens to the engine's event stream while the command runs
-  (``<engine> events --since …``), and afterwards writes the container span —
+* reads the engine's events — podman's with a query after the run
+  (``podman events --stream=false``), the docker CLI's by following its stream
+  while the command runs — and afterwards writes the container span —
   ``container.id``, ``container.name``, ``container.image.name``,
   ``container.runtime.name`` and the mounts — with its start-up stages as
   children, from the engine's own timestamps (and an ``image.pull`` event on
@@ -102,15 +103,14 @@ class ContainerRun:
         self._env = {k: v for k, v in env.items() if k not in (_env.OTEL_RUN_PROCESS, _env.PYTHONPATH)}
         if self.engine == "podman":
             return
-        fmt = "json" if self.engine == "podman" else "{{json .}}"
         command = [*self.argv[: self.run_at], "events", "--since", str(self._since)]
-        command += ["--filter", "type=container", "--filter", "type=image", "--format", fmt]
+        command += ["--filter", "type=container", "--filter", "type=image", "--format", "{{json .}}"]
         try:
             self._events = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=None if environ_debug(env) else subprocess.DEVNULL,
+                stderr=None if env.get(_env.OTEL_RUN_DEBUG) == "1" else subprocess.DEVNULL,
                 env=self._env,
             )
         except OSError as exc:
@@ -276,10 +276,6 @@ def _run_query(command: list[str], env: Mapping[str, str]) -> bytes:
     except (OSError, subprocess.TimeoutExpired) as exc:
         _boot.debug(f"container: {command[0]} events failed: {exc!r}")
         return b""
-
-
-def environ_debug(env: Mapping[str, str]) -> bool:
-    return env.get(_env.OTEL_RUN_DEBUG) == "1"
 
 
 def injection(
