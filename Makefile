@@ -1,7 +1,7 @@
 # otel-run: two commands do all set-up on a fresh machine.
 #
 #   make demo    codeflash optimize foo.py on bench/fixture, offline (reference backend + replay LLM), as one trace
-#   make test    the whole test suite: ruff, mypy, pytest
+#   make test    the whole test suite: ruff, mypy, the import layers (lint-imports), pytest
 #
 #   make demo-pipeline     the small multi-process demo (HTTP service, workers, multiprocessing pool)
 #   make bench             start-up and per-span benchmarks (writes results/*.md; needs hyperfine)
@@ -32,6 +32,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 bench: setup

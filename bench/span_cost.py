@@ -112,7 +112,7 @@ def bench_otel_run_store() -> Any:
 
 
 def bench_light_span() -> Any:
-    from otel_run.bootstrap import _boot
+    from otel_run import _wire
 
     process = _store_process()
     attrs = dict(ATTRIBUTES, **{"process.pid": 4242, "process.exit.code": 0})
@@ -121,8 +121,8 @@ def bench_light_span() -> Any:
         t0 = time.perf_counter()
         for _ in range(loops):
             now = time.time_ns()
-            span = _boot.span_json(TRACE_ID, _boot.new_span_id(), process.span_id, "subprocess true", now, now, attrs)
-            process.writer.write(TRACE_ID, _boot.request_json(process.resource_json, _boot.OTEL_RUN_SCOPE, [span]))
+            span = _wire.span_json(TRACE_ID, _wire.new_span_id(), process.span_id, "subprocess true", now, now, attrs)
+            process.writer.write(TRACE_ID, _wire.request_json(process.resource_json, _wire.OTEL_RUN_SCOPE, [span]))
         return time.perf_counter() - t0
 
     return run

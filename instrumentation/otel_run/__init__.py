@@ -12,9 +12,8 @@ The bootstrap of every traced process imports this package, so nothing is
 imported here until an attribute is used.
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
+
 __all__ = ["__version__", "setup", "stage"]
 
 TYPE_CHECKING = False

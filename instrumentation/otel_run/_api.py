@@ -71,7 +71,7 @@ def setup(
     """
     environ = os.environ if environ is None else environ
     try:
-        from otel_run.bootstrap import _boot
+        from otel_run.bootstrap import _boot, _imports
         from otel_run.store._layout import store_root
 
         name = environ.get(_env.OTEL_SERVICE_NAME) or service_name
@@ -80,7 +80,7 @@ def setup(
         elif name:
             _boot.PROCESS.rename(name)
         for instrumentation in instrumentations:
-            _boot.enable_instrumentation(instrumentation)
+            _imports.enable_instrumentation(instrumentation)
         from otel_run.instrument import _sdk
 
         provider = _sdk.ensure_provider()
@@ -89,7 +89,7 @@ def setup(
         ):
             _sdk.add_otlp_exporter(provider)
     except Exception as exc:
-        from otel_run.bootstrap._boot import debug
+        from otel_run._wire import debug
 
         debug(f"otel_run.setup failed: {exc!r}")
 

@@ -92,8 +92,6 @@ otel-run's own variables:
     record mode sends upstream (default: none; the replay server needs none).
 """
 
-from __future__ import annotations
-
 TRACEPARENT = "TRACEPARENT"
 TRACESTATE = "TRACESTATE"
 BAGGAGE = "BAGGAGE"

@@ -19,11 +19,12 @@ def test_a_process_that_imports_nothing_loads_no_opentelemetry(runner: Runner) -
     assert set(loaded) <= {
         "otel_run",
         "otel_run._env",
+        "otel_run._redact",
+        "otel_run._wire",
         "otel_run.bootstrap",
         "otel_run.bootstrap._boot",
-        "otel_run.bootstrap._redact",
-        "otel_run.instrument",
-        "otel_run.bootstrap._registry",
+        "otel_run.bootstrap._children",
+        "otel_run.bootstrap._imports",
     }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from otel_run.bootstrap import _boot
+from otel_run import _wire
 
 NEW_CONNECTION = "otel_run.http.connection.new"
 REQUEST_SIZE = "http.request.body.size"
@@ -42,7 +42,7 @@ def _safe(hook: Callable[..., None]) -> Callable[..., None]:
         try:
             hook(*args)
         except Exception as exc:
-            _boot.debug(f"{hook.__name__} failed: {exc!r}")
+            _wire.debug(f"{hook.__name__} failed: {exc!r}")
 
     safe.__name__ = hook.__name__
     return safe
@@ -61,7 +61,7 @@ def track_connections(name: str) -> None:
 
             _wrap_connect(sync_connection.HTTPConnection, "_connect")
     except (ImportError, AttributeError) as exc:
-        _boot.debug(f"connection tracking for {name} not installed: {exc!r}")
+        _wire.debug(f"connection tracking for {name} not installed: {exc!r}")
 
 
 # ------------------------------------------------------------------- hooks

@@ -1,7 +1,7 @@
 """Loads an instrumentation when the library it instruments is imported — or,
 for the HTTP clients and OpenAI, at the first call into it.
 
-Called by the bootstrap's post-import hook (see :mod:`otel_run.bootstrap._registry`). Every load
+Called by the bootstrap's post-import hook (see :mod:`otel_run.bootstrap._imports`). Every load
 is itself recorded as a span (``otel-run load <name>``), so the tracer's own
 cost shows in the trace it produces instead of hiding in the program's time.
 Failures are logged (``OTEL_RUN_DEBUG=1``) and never reach the program.
@@ -14,8 +14,9 @@ from _thread import RLock
 from time import time_ns
 from typing import Any
 
-from otel_run.bootstrap import _boot
-from otel_run.bootstrap._registry import FIRST_USE, INSTRUMENTATIONS
+from otel_run import _wire
+from otel_run.bootstrap import _boot, _imports
+from otel_run.bootstrap._imports import FIRST_USE, INSTRUMENTATIONS
 
 _loaded: set[str] = set()
 _armed: dict[str, list[_Stub]] = {}
@@ -58,7 +59,7 @@ def arm(name: str) -> None:
         return
     _armed[name] = []
     for module, owner, attr in FIRST_USE[name]:
-        if not _boot.when_imported(module, _installer(name, owner, attr)):
+        if not _imports.when_imported(module, _installer(name, owner, attr)):
             _activate(name)  # no import hook: load now
             return
 
@@ -75,7 +76,7 @@ def _install(name: str, module: Any, owner_name: str, attr: str) -> None:
         owner = getattr(module, owner_name, None)
         original = getattr(owner, "__dict__", {}).get(attr)
         if not callable(original):
-            _boot.debug(f"first-use hook {module.__name__}.{owner_name}.{attr} not found: loading {name} now")
+            _wire.debug(f"first-use hook {module.__name__}.{owner_name}.{attr} not found: loading {name} now")
             _activate(name)
             return
         stub = _Stub(name, owner, attr, original)
@@ -127,7 +128,7 @@ def load(name: str) -> None:
             _http.track_connections(name)
     except Exception as exc:
         error = exc
-        _boot.debug(f"instrumentation {name or 'sdk'!r} not loaded: {exc!r}")
+        _wire.debug(f"instrumentation {name or 'sdk'!r} not loaded: {exc!r}")
     finally:
         _record(name or "sdk", start, parent, error)
 
@@ -150,7 +151,7 @@ def _arm_django(provider: object) -> None:
             if not instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.instrument(tracer_provider=provider)
         except Exception as exc:
-            _boot.debug(f"instrumentation 'django' not loaded: {exc!r}")
+            _wire.debug(f"instrumentation 'django' not loaded: {exc!r}")
         return original(self, *args, **kwargs)
 
     load_middleware._otel_run_wrapped = True  # type: ignore[attr-defined]
@@ -167,10 +168,10 @@ def _record(name: str, start: int, parent: str, error: BaseException | None) -> 
     if process is None:
         return
     try:
-        status = (_boot.STATUS_ERROR, repr(error)) if error is not None else (_boot.STATUS_UNSET, "")
-        span = _boot.span_json(
+        status = (_wire.STATUS_ERROR, repr(error)) if error is not None else (_wire.STATUS_UNSET, "")
+        span = _wire.span_json(
             process.trace_id,
-            _boot.new_span_id(),
+            _wire.new_span_id(),
             parent,
             f"otel-run load {name}",
             start,
@@ -178,6 +179,6 @@ def _record(name: str, start: int, parent: str, error: BaseException | None) -> 
             {"otel_run.instrumentation": name},
             status=status,
         )
-        process.writer.write(process.trace_id, _boot.request_json(process.resource_json, _boot.OTEL_RUN_SCOPE, [span]))
+        process.writer.write(process.trace_id, _wire.request_json(process.resource_json, _wire.OTEL_RUN_SCOPE, [span]))
     except Exception as exc:
-        _boot.debug(f"load span not written: {exc!r}")
+        _wire.debug(f"load span not written: {exc!r}")

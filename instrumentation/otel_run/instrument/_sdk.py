@@ -21,7 +21,7 @@ import sys
 import threading
 from time import monotonic
 
-from otel_run import _env
+from otel_run import _env, _wire
 from otel_run.bootstrap import _boot
 
 TYPE_CHECKING = False
@@ -75,7 +75,7 @@ def ensure_provider() -> Any:
                 return run_trace_id
 
             def generate_span_id(self) -> int:
-                return int(_boot.new_span_id(), 16)
+                return int(_wire.new_span_id(), 16)
 
         processor: Any = OtlpJsonLinesProcessor(process)
         current = trace.get_tracer_provider()
@@ -89,7 +89,7 @@ def ensure_provider() -> Any:
             current.add_span_processor(processor)
             provider = current
         else:
-            _boot.debug(f"unknown tracer provider {current!r}: its spans are not recorded")
+            _wire.debug(f"unknown tracer provider {current!r}: its spans are not recorded")
             provider = current
         PROVIDER = provider
         _propagate_context_to_threads(provider)
@@ -109,7 +109,7 @@ def _propagate_context_to_threads(provider: Any) -> None:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
     except Exception as exc:
-        _boot.debug(f"threading instrumentation not loaded: {exc!r}")
+        _wire.debug(f"threading instrumentation not loaded: {exc!r}")
 
 
 def add_otlp_exporter(provider: Any) -> None:
@@ -207,7 +207,7 @@ class OtlpJsonLinesProcessor:
             try:
                 self._write(spans)
             except Exception as exc:
-                _boot.debug(f"spans not written: {exc!r}")
+                _wire.debug(f"spans not written: {exc!r}")
 
     def _arm(self) -> None:
         with self._lock:
@@ -281,7 +281,7 @@ class OtlpJsonLinesProcessor:
             if attrs == self._process.resource:
                 cached = self._process.resource_json
             else:
-                cached = _boot.attributes_json(attrs)
+                cached = _wire.attributes_json(attrs)
             self._resources[key] = cached
         return cached
 
@@ -289,7 +289,7 @@ class OtlpJsonLinesProcessor:
         key = (scope.name, scope.version) if scope is not None else ("", None)
         cached = self._scopes.get(key)
         if cached is None:
-            cached = self._scopes[key] = _boot.scope_json(key[0] or "unknown", key[1])
+            cached = self._scopes[key] = _wire.scope_json(key[0] or "unknown", key[1])
         return cached
 
 
@@ -316,7 +316,7 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
     raw_events = fields["_events"]
     events = [(e.name, e.timestamp, e.attributes or {}) for e in raw_events] if raw_events else ()
     start = fields["_start_time"] or 0
-    encoded = _boot.span_json(
+    encoded = _wire.span_json(
         trace_id,
         "%016x" % fields["_context"].span_id,
         parent_id,
@@ -332,14 +332,14 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
     if raw_links:
         links = ",".join(
             '{"traceId":"%032x","spanId":"%016x","attributes":%s}'
-            % (link.context.trace_id, link.context.span_id, _boot.attributes_json(link.attributes or {}))
+            % (link.context.trace_id, link.context.span_id, _wire.attributes_json(link.attributes or {}))
             for link in raw_links
         )
         encoded = encoded[:-1] + ',"links":[' + links + "]}"
     return encoded
 
 
-_UNSET = (_boot.STATUS_UNSET, "")
+_UNSET = (_wire.STATUS_UNSET, "")
 _KINDS: dict[Any, int] = {}
 
 
@@ -364,6 +364,6 @@ def _use_fast_json() -> None:
     try:
         from _json import encode_basestring
 
-        _boot.json_str = encode_basestring  # type: ignore[assignment]
+        _wire.json_str = encode_basestring  # type: ignore[assignment]
     except ImportError:
         pass

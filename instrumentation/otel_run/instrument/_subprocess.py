@@ -30,8 +30,9 @@ import subprocess
 import threading
 from time import time_ns
 
-from otel_run.bootstrap import _boot
-from otel_run.bootstrap._redact import redact_args
+from otel_run import _wire
+from otel_run._redact import redact_args
+from otel_run.bootstrap import _boot, _children
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class Call:
     def call_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             "process.command": self.argv[0] if self.argv else "",
-            "process.command_args": redact_args(self.argv[: _boot.ARGS_MAX]),
+            "process.command_args": redact_args(self.argv[: _wire.ARGS_MAX]),
         }
         if self.shell:
             attrs["otel_run.subprocess.shell"] = True
@@ -105,20 +106,20 @@ class Call:
         if self.returncode is not None:
             attrs["process.exit.code"] = _exit_code(self.returncode)
             if self.returncode < 0:
-                attrs["otel_run.process.signal"] = _boot.signal_name(-self.returncode)
+                attrs["otel_run.process.signal"] = _wire.signal_name(-self.returncode)
         if self.detached:
             attrs["otel_run.subprocess.detached"] = True
         return attrs
 
     def status(self) -> tuple[int, str]:
         if self.error is not None:
-            return _boot.STATUS_ERROR, f"{type(self.error).__name__}: {self.error}"
+            return _wire.STATUS_ERROR, f"{type(self.error).__name__}: {self.error}"
         rc = self.returncode
         if rc is None or rc == 0:
-            return _boot.STATUS_UNSET, ""
+            return _wire.STATUS_UNSET, ""
         if rc < 0:
-            return _boot.STATUS_ERROR, f"killed by {_boot.signal_name(-rc)}"
-        return _boot.STATUS_ERROR, f"exit code {rc}"
+            return _wire.STATUS_ERROR, f"killed by {_wire.signal_name(-rc)}"
+        return _wire.STATUS_ERROR, f"exit code {rc}"
 
 
 # ------------------------------------------------------------- recorders
@@ -135,10 +136,12 @@ class BootRecorder:
         process = _boot.PROCESS
         assert process is not None
         call.parent_id = _boot.current_parent_span_id()
-        call.span_id = _boot.new_span_id()
-        call.child_span_id = _boot.new_span_id()
+        call.span_id = _wire.new_span_id()
+        call.child_span_id = _wire.new_span_id()
         base = os.environ if env is None else env
-        new_env = _boot.child_environment(base, call.child_span_id, call.span_id, os.getpid(), "c", time_ns())
+        new_env = _children.child_environment(
+            process, base, call.child_span_id, call.span_id, os.getpid(), "c", time_ns()
+        )
         with self._lock:
             self._open[id(call)] = call
         return new_env
@@ -153,8 +156,8 @@ class BootRecorder:
         end = call.end_ns or time_ns()
         events: list[tuple[str, int, Mapping[str, Any]]] = [("spawned", call.spawned_ns, {})] if call.spawned_ns else []
         if call.error is not None:
-            events.append(("exception", end, _boot.exception_attributes(call.error)))
-        call_span = _boot.span_json(
+            events.append(("exception", end, _wire.exception_attributes(call.error)))
+        call_span = _wire.span_json(
             process.trace_id,
             call.span_id,
             call.parent_id,
@@ -162,15 +165,15 @@ class BootRecorder:
             call.start_ns,
             end,
             call.call_attributes(),
-            kind=_boot.KIND_CLIENT,
+            kind=_wire.KIND_CLIENT,
             events=events,
             status=call.status(),
         )
-        resource_spans = [_boot.resource_spans_json(process.resource_json, [call_span])]
+        resource_spans = [_wire.resource_spans_json(process.resource_json, [call_span])]
         if call.pid and not call.detached:
             rc = call.returncode
             resource_spans.append(
-                _boot.reaped_child_json(
+                _wire.reaped_child_json(
                     process.trace_id,
                     call.child_span_id,
                     call.span_id,
@@ -179,7 +182,7 @@ class BootRecorder:
                     call.spawned_ns or call.start_ns,
                     end,
                     None if rc is None else _exit_code(rc),
-                    _boot.signal_name(-rc) if rc is not None and rc < 0 else None,
+                    _wire.signal_name(-rc) if rc is not None and rc < 0 else None,
                     call.rusage,
                 )
             )
@@ -225,7 +228,7 @@ class ApiRecorder:
         if call.error is not None:
             span.record_exception(call.error)
         code, message = call.status()
-        if code == _boot.STATUS_ERROR:
+        if code == _wire.STATUS_ERROR:
             span.set_status(Status(StatusCode.ERROR, message))
         span.end(end_time=call.end_ns or None)
 
@@ -257,7 +260,7 @@ def install(recorder: Recorder | None = None) -> None:
     ):
         original = popen.__dict__.get(name)
         if original is None:
-            _boot.debug(f"subprocess.Popen.{name} not found: recording less")
+            _wire.debug(f"subprocess.Popen.{name} not found: recording less")
             continue
         _originals[name] = original
         setattr(popen, name, wrapper)
@@ -286,7 +289,7 @@ def _init(self: subprocess.Popen[Any], args: Any, *pos: Any, **kw: Any) -> None:
             else:
                 kw["env"] = new_env
         except Exception as exc:
-            _boot.debug(f"subprocess span not started: {exc!r}")
+            _wire.debug(f"subprocess span not started: {exc!r}")
             call = None
     try:
         original(self, args, *pos, **kw)
@@ -299,7 +302,7 @@ def _init(self: subprocess.Popen[Any], args: Any, *pos: Any, **kw: Any) -> None:
     if call is not None:
         call.spawned_ns = time_ns()
         call.pid = self.pid
-        _boot.MANAGED_PIDS.add(self.pid)
+        _children.MANAGED_PIDS.add(self.pid)
         self.__dict__[_CALL_ATTR] = call
 
 
@@ -307,7 +310,7 @@ def _handle_exitstatus(self: subprocess.Popen[Any], sts: int, *a: Any, **kw: Any
     _originals["_handle_exitstatus"](self, sts, *a, **kw)
     call = self.__dict__.pop(_CALL_ATTR, None)
     recorder = _recorder
-    _boot.MANAGED_PIDS.discard(self.pid)
+    _children.MANAGED_PIDS.discard(self.pid)
     if call is not None and recorder is not None:
         call.end_ns = time_ns()
         call.returncode = self.returncode
@@ -319,7 +322,7 @@ def _try_wait(self: subprocess.Popen[Any], wait_flags: int) -> tuple[int, int]:
     if _CALL_ATTR not in self.__dict__:
         return _originals["_try_wait"](self, wait_flags)  # type: ignore[no-any-return]
     try:
-        pid, sts, rusage = _boot.ORIGINAL_WAIT4(self.pid, wait_flags)
+        pid, sts, rusage = _children.ORIGINAL_WAIT4(self.pid, wait_flags)
     except ChildProcessError:
         return self.pid, 0
     if pid == self.pid:
@@ -332,7 +335,7 @@ def _internal_poll(self: subprocess.Popen[Any], *a: Any, **kw: Any) -> int | Non
     if _CALL_ATTR in self.__dict__ and len(a) < 2 and "_waitpid" not in kw:
 
         def waitpid(pid: int, flags: int) -> tuple[int, int]:
-            got, sts, rusage = _boot.ORIGINAL_WAIT4(pid, flags)
+            got, sts, rusage = _children.ORIGINAL_WAIT4(pid, flags)
             if got == pid:
                 self.__dict__["_otel_run_rusage"] = rusage
             return got, sts
@@ -362,4 +365,4 @@ def _safe(fn: Callable[[Call], None], call: Call) -> None:
     try:
         fn(call)
     except Exception as exc:
-        _boot.debug(f"subprocess span not written: {exc!r}")
+        _wire.debug(f"subprocess span not written: {exc!r}")

@@ -32,8 +32,8 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.trace import Status, StatusCode
 
-from otel_run import __version__
-from otel_run.bootstrap import _boot
+from otel_run import __version__, _wire
+from otel_run.bootstrap import _imports
 
 ENDPOINT = "codeflash.api.endpoint"
 PHASES: tuple[tuple[str, str, str], ...] = (
@@ -97,11 +97,11 @@ class CodeflashInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for module, qualname, service in API_CALLS:
             points.setdefault(module, []).append((qualname, _api_call(tracer, service), True))
         type(self)._active = True
-        _boot.ensure_finder()  # under stock opentelemetry-instrument too: importing codeflash early costs ~1 s
+        _imports.ensure_finder()  # under stock opentelemetry-instrument too: importing codeflash early costs ~1 s
         for module_name, wanted in points.items():
             # Each module is patched right after codeflash imports it: nothing is imported
             # early, and a function other modules import by name is wrapped before they do.
-            _boot.when_imported(module_name, self._patcher(tracer, wanted))
+            _imports.when_imported(module_name, self._patcher(tracer, wanted))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         type(self)._active = False  # modules imported from now on stay as they are
@@ -125,7 +125,7 @@ class CodeflashInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         real = getattr(module, "json", None)
         if real is None or isinstance(real, _TimedJson):
             if real is None:
-                _boot.debug(f"codeflash: {module.__name__} has no json module; request serialization not timed")
+                _wire.debug(f"codeflash: {module.__name__} has no json module; request serialization not timed")
             return
         module.json = _TimedJson(tracer, real)
         self._undo.append((module, "json", real))
@@ -138,7 +138,7 @@ class CodeflashInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 owner = getattr(owner, part)
             original = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
         except (AttributeError, KeyError) as exc:
-            _boot.debug(f"codeflash: {module.__name__}.{qualname} not found ({exc!r}); not traced")
+            _wire.debug(f"codeflash: {module.__name__}.{qualname} not found ({exc!r}); not traced")
             return False
         wrapper = make(original)
         wrapper.__wrapped__ = original
@@ -159,7 +159,7 @@ def _phase(tracer: Any, name: str) -> Any:
             try:
                 span_cm = tracer.start_as_current_span(name, attributes=_phase_attributes(name, args, kwargs))
             except Exception as exc:
-                _boot.debug(f"codeflash span {name} not started: {exc!r}")
+                _wire.debug(f"codeflash span {name} not started: {exc!r}")
                 return original(*args, **kwargs)
             with span_cm:
                 return original(*args, **kwargs)
@@ -186,7 +186,7 @@ def _phase_attributes(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
             if isinstance(iteration, int):
                 attrs["codeflash.candidate_index"] = iteration
     except Exception as exc:
-        _boot.debug(f"codeflash span attributes for {name}: {exc!r}")
+        _wire.debug(f"codeflash span attributes for {name}: {exc!r}")
     return attrs
 
 
@@ -208,14 +208,14 @@ def _api_call(tracer: Any, service: str) -> Any:
                     attributes={ENDPOINT: path, "codeflash.api.service": service, "http.request.method": method},
                 )
             except Exception as exc:
-                _boot.debug(f"codeflash API span not started: {exc!r}")
+                _wire.debug(f"codeflash API span not started: {exc!r}")
                 return original(*args, **kwargs)
             with span_cm as span:
                 response = original(*args, **kwargs)
                 try:
                     _record_response(tracer, span, response)
                 except Exception as exc:
-                    _boot.debug(f"codeflash API span: {exc!r}")
+                    _wire.debug(f"codeflash API span: {exc!r}")
                 return response
 
         return wrapper
@@ -275,7 +275,7 @@ class _TimedJson:
             span.end()
             parent.set_attribute("http.request.body.size", len(text.encode("utf-8")))
         except Exception as exc:
-            _boot.debug(f"serialize span: {exc!r}")
+            _wire.debug(f"serialize span: {exc!r}")
         return text
 
     def __getattr__(self, name: str) -> Any:

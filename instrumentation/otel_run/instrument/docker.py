@@ -29,8 +29,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_run import __version__, _env
+from otel_run import __version__, _env, _wire
 from otel_run.bootstrap import _boot
+from otel_run.instrument._containers import image_name, image_tag, injection, mount_enabled, parse_time
 
 _PATCHED = (("ContainerCollection", "create"), ("Container", "wait"), ("Container", "remove"))
 
@@ -81,7 +82,7 @@ def _create(original: Any, tracer: Any, live: dict[str, _Live]) -> Any:
         try:
             span, mounts = _start_span(tracer, image, kwargs)
         except Exception as exc:  # never break the caller
-            _boot.debug(f"docker: not tracing this container: {exc!r}")
+            _wire.debug(f"docker: not tracing this container: {exc!r}")
             return original(self, image, command, **kwargs)
         called = time_ns()
         try:
@@ -98,7 +99,7 @@ def _create(original: Any, tracer: Any, live: dict[str, _Live]) -> Any:
                 span.set_attribute("container.name", name)
             live[container.id] = _Live(span, called, mounts)
         except Exception as exc:
-            _boot.debug(f"docker: {exc!r}")
+            _wire.debug(f"docker: {exc!r}")
         return container
 
     return create
@@ -112,7 +113,7 @@ def _wait(original: Any, tracer: Any, live: dict[str, _Live]) -> Any:
             try:
                 _finish(tracer, self, entry, result)
             except Exception as exc:
-                _boot.debug(f"docker: container span not finished: {exc!r}")
+                _wire.debug(f"docker: container span not finished: {exc!r}")
         return result
 
     return wait
@@ -129,11 +130,9 @@ def _remove(original: Any, tracer: Any, live: dict[str, _Live]) -> Any:
 
 
 def _start_span(tracer: Any, image: Any, kwargs: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
-    from otel_run.run._container import _image_name, _image_tag, injection, mount_enabled
-
     image_ref = image if isinstance(image, str) else getattr(image, "tags", [""])[0] if image else ""
-    attrs: dict[str, Any] = {"container.runtime.name": "docker", "container.image.name": _image_name(image_ref)}
-    tag = _image_tag(image_ref)
+    attrs: dict[str, Any] = {"container.runtime.name": "docker", "container.image.name": image_name(image_ref)}
+    tag = image_tag(image_ref)
     if tag:
         attrs["container.image.tags"] = [tag]
     span = tracer.start_span(f"container {image_ref}", attributes=attrs)
@@ -176,13 +175,11 @@ def _finish(tracer: Any, container: Any, entry: _Live, result: Any) -> None:
     try:
         info = container.client.api.inspect_container(container.id)
         state = info.get("State") or {}
-        from otel_run.run._container import _parse_time
-
-        created = _parse_time(info.get("Created"))
-        started = _parse_time(state.get("StartedAt"))
-        finished = _parse_time(state.get("FinishedAt"))
+        created = parse_time(info.get("Created"))
+        started = parse_time(state.get("StartedAt"))
+        finished = parse_time(state.get("FinishedAt"))
     except Exception as exc:
-        _boot.debug(f"docker: inspect failed: {exc!r}")
+        _wire.debug(f"docker: inspect failed: {exc!r}")
     span = entry.span
     code = result.get("StatusCode") if isinstance(result, dict) else None
     if isinstance(code, int):

@@ -13,9 +13,9 @@ import os
 import sys
 from time import time_ns
 
-from otel_run import __version__, _env
+from otel_run import __version__, _env, _wire
 from otel_run._errors import OtelRunError, UsageError
-from otel_run.bootstrap import _boot
+from otel_run.bootstrap import _children
 from otel_run.run._supervise import Child
 from otel_run.store._layout import store_root
 
@@ -208,15 +208,15 @@ def run(
     stdio) and ``series`` (what the index records of the series).
     """
     store = store_root(environ, opts.store)
-    context = _boot.parse_traceparent(environ.get(_env.TRACEPARENT))
-    trace_id = context[0] if context else _boot.new_trace_id()
-    root_id, child_id = _boot.new_span_id(), _boot.new_span_id()
+    context = _wire.parse_traceparent(environ.get(_env.TRACEPARENT))
+    trace_id = context[0] if context else _wire.new_trace_id()
+    root_id, child_id = _wire.new_span_id(), _wire.new_span_id()
     env = dict(environ)
     tracing = True
     spawn_ns = time_ns()
     try:
         os.makedirs(os.path.join(store, "traces"), exist_ok=True)
-        _boot.prepare_environment(env, trace_id, child_id, root_id, os.getpid(), "c", spawn_ns, store)
+        _children.prepare_environment(env, trace_id, child_id, root_id, os.getpid(), "c", spawn_ns, store)
         env[_env.OTEL_RUN_PYLIB] = _pylib()
     except OSError as exc:
         _say(f"otel-run: warning: cannot use the store {store}: {exc.strerror}; running untraced")
@@ -240,14 +240,14 @@ def run(
             finisher.series, finisher.start_ns = series, spawn_ns
         finisher.container = container
     if error is not None:
-        _boot.learn_secrets(environ)
+        _wire.learn_secrets(environ)
         code, message = _spawn_error(opts.command[0], error)
         _say(f"otel-run: {message}")
         if finisher is not None:
             finisher.failed(code, message)
         return code
     if finisher is not None:
-        _boot.learn_secrets(environ)
+        _wire.learn_secrets(environ)
         if container is not None:
             _safely(lambda: container.listen(env, spawn_ns))
         finisher.while_running()
@@ -374,7 +374,9 @@ def _container_command(
         container = _container.detect(opts.command)
         if container is None:
             return None, opts.command
-        mount = _container.mount_enabled(environ, opts.container_mount)
+        from otel_run.instrument._containers import mount_enabled
+
+        mount = mount_enabled(environ, opts.container_mount)
         return container, container.command(env, trace_id, store, mount)
     except Exception as exc:
         _say(f"otel-run: warning: not tracing into the container: {exc!r}")
@@ -398,7 +400,7 @@ def _write_container(record: RunRecord, container: ContainerRun, child: Child) -
         if spans:
             record.write_spans(spans)
     except Exception as exc:
-        _boot.debug(f"container spans not written: {exc!r}")
+        _wire.debug(f"container spans not written: {exc!r}")
 
 
 def _boundaries(trace: object) -> str:
@@ -433,9 +435,7 @@ def _spawn_error(command: str, exc: OSError) -> tuple[int, str]:
 
 def _pylib() -> str:
     """The directory holding the OpenTelemetry packages otel-run runs with."""
-    import otel_run
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(otel_run.__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(_wire.__file__)))  # where otel_run/ is installed
     if os.path.isdir(os.path.join(here, "opentelemetry", "sdk")):
         return here
     for path in sys.path:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import os
 import tempfile
 
-from otel_run import _env
-from otel_run.bootstrap import _boot
+from otel_run import _env, _wire
+from otel_run.instrument._containers import image_name, image_tag, injection, parse_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,11 +39,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 ENGINES = ("docker", "podman")
-IN_LIB = "/otel-run/lib"
-IN_PYLIB = "/otel-run/pylib"
-IN_STORE = "/otel-run/store"
 _VALUED_GLOBALS = {"-H", "--host", "-c", "--context", "--config", "--log-level", "-l", "--url", "--connection"}
-_SKIP_ENV = (_env.OTEL_RUN_PROCESS, _env.OTEL_RUN_STORE, _env.OTEL_RUN_PYLIB)
 _EVENTS_GRACE_S = 0.3
 """How long to wait for a streamed ``die`` event before asking the listener to stop (and flush)."""
 
@@ -56,7 +52,7 @@ class ContainerRun:
         self.engine = os.path.basename(argv[0])
         self.run_at = run_at
         """Index of the ``run`` subcommand in ``argv``."""
-        self.span_id = _boot.new_span_id()
+        self.span_id = _wire.new_span_id()
         self.cidfile: str | None = None
         self._own_cidfile = False
         self.image = _image(argv, run_at)
@@ -114,7 +110,7 @@ class ContainerRun:
                 env=self._env,
             )
         except OSError as exc:
-            _boot.debug(f"container: cannot follow {self.engine} events: {exc!r}")
+            _wire.debug(f"container: cannot follow {self.engine} events: {exc!r}")
 
     # ------------------------------------------------------------------- after
     def spans(self, parent_id: str, cli_start_ns: int, cli_end_ns: int, inside_ready_ns: int | None) -> list[str]:
@@ -126,7 +122,7 @@ class ContainerRun:
         cid = self._container_id()
         events = self._collect(cid)
         if not cid:
-            _boot.debug("container: no container id (the engine did not create one?)")
+            _wire.debug("container: no container id (the engine did not create one?)")
             return []
         times = {e["action"]: e["time_ns"] for e in events if e["id"] == cid}
         name = next((e["name"] for e in events if e["id"] == cid and e["name"]), "")
@@ -136,9 +132,9 @@ class ContainerRun:
         attrs: dict[str, Any] = {
             "container.id": cid,
             "container.runtime.name": self.engine,
-            "container.image.name": _image_name(self.image),
+            "container.image.name": image_name(self.image),
         }
-        tag = _image_tag(self.image)
+        tag = image_tag(self.image)
         if tag:
             attrs["container.image.tags"] = [tag]
         if name:
@@ -161,7 +157,7 @@ class ContainerRun:
             for e in self._pulls(events, cli_start_ns, created)
         ]
         out = [
-            _boot.span_json(
+            _wire.span_json(
                 self.trace_id, self.span_id, parent_id, span_name, cli_start_ns, cli_end_ns, attrs, events=pulls
             )
         ]
@@ -182,20 +178,20 @@ class ContainerRun:
         for stage, begin, end in stages:
             if begin is None or end is None or end < begin:
                 continue
-            out.append(_boot.span_json(self.trace_id, _boot.new_span_id(), self.span_id, stage, begin, end, {}))
+            out.append(_wire.span_json(self.trace_id, _wire.new_span_id(), self.span_id, stage, begin, end, {}))
         return out
 
     def _pulls(self, events: list[dict[str, Any]], begin: int, created: int | None) -> list[dict[str, Any]]:
         """The engine's pull events for this run's image, before its container was created."""
         last = created if created is not None else 2**63
-        ref, short = self.image, _image_name(self.image).rsplit("/", 1)[-1]
+        ref, short = self.image, image_name(self.image).rsplit("/", 1)[-1]
         return [
             e
             for e in events
             if e["type"] == "image"
             and e["action"] == "pull"
             and begin <= e["time_ns"] <= last
-            and ((e["name"] or e["id"]) == ref or _image_name(e["name"] or e["id"]).endswith(short))
+            and ((e["name"] or e["id"]) == ref or image_name(e["name"] or e["id"]).endswith(short))
         ]
 
     def _query(self, cid: str, json: Any) -> list[dict[str, Any]]:
@@ -206,7 +202,7 @@ class ContainerRun:
         out = _run_query(command, self._env)
         events = [e for e in (_event(line, json) for line in out.splitlines()) if e is not None]
         events = [e for e in events if e["id"] == cid or e["type"] == "image"]
-        _boot.debug(f"container: {len(events)} podman events")
+        _wire.debug(f"container: {len(events)} podman events")
         return events
 
     def _container_id(self) -> str:
@@ -260,7 +256,7 @@ class ContainerRun:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        _boot.debug(f"container: {len(buffer)} bytes of {self.engine} events")
+        _wire.debug(f"container: {len(buffer)} bytes of {self.engine} events")
         for line in buffer.split(b"\n"):
             event = _event(line, json)
             if event is not None:
@@ -274,35 +270,8 @@ def _run_query(command: list[str], env: Mapping[str, str]) -> bytes:
     try:
         return subprocess.run(command, env=env, capture_output=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
-        _boot.debug(f"container: {command[0]} events failed: {exc!r}")
+        _wire.debug(f"container: {command[0]} events failed: {exc!r}")
         return b""
-
-
-def injection(
-    environ: Mapping[str, str], trace_id: str, span_id: str, store: str | None, user_pythonpath: str | None = None
-) -> tuple[dict[str, str | None], list[dict[str, Any]]]:
-    """What a container gets: environment variables (None: the value passes from
-    the caller's environment) and bind mounts. With ``store`` (otel-run's, when
-    mounting is on): the bootstrap, the OpenTelemetry libraries and the store."""
-    env: dict[str, str | None] = {_env.TRACEPARENT: _boot.traceparent(trace_id, span_id)}
-    for name in sorted(environ):
-        if name.startswith("OTEL_") and name not in _SKIP_ENV:
-            env[name] = None
-    mounts: list[dict[str, Any]] = []
-    if store:
-        lib = os.path.dirname(os.path.dirname(os.path.abspath(_boot.__file__)))  # .../otel_run
-        site = f"{IN_LIB}/otel_run/bootstrap/site"
-        env[_env.OTEL_RUN_STORE] = IN_STORE
-        env[_env.PYTHONPATH] = site + (f":{user_pythonpath}" if user_pythonpath else "")
-        mounts += [
-            {"type": "bind", "source": lib, "target": f"{IN_LIB}/otel_run", "read_only": True, "otel_run": True},
-            {"type": "bind", "source": store, "target": IN_STORE, "read_only": False, "otel_run": True},
-        ]
-        pylib = environ.get(_env.OTEL_RUN_PYLIB)
-        if pylib:
-            env[_env.OTEL_RUN_PYLIB] = IN_PYLIB
-            mounts.append({"type": "bind", "source": pylib, "target": IN_PYLIB, "read_only": True, "otel_run": True})
-    return env, mounts
 
 
 def detect(argv: Sequence[str]) -> ContainerRun | None:
@@ -320,12 +289,6 @@ def detect(argv: Sequence[str]) -> ContainerRun | None:
             return None  # another subcommand
         i += 2 if arg in _VALUED_GLOBALS else 1
     return None
-
-
-def mount_enabled(environ: Mapping[str, str], flag: bool | None) -> bool:
-    if flag is not None:
-        return flag
-    return environ.get(_env.OTEL_RUN_CONTAINER_MOUNT, "true").strip().lower() not in ("false", "0", "no")
 
 
 # ------------------------------------------------------------------ private
@@ -436,18 +399,6 @@ _RUN_VALUED = frozenset(
         "--hooks-dir",
     ]
 )
-
-
-def _image_name(image: str) -> str:
-    """``registry/name`` of ``registry:5000/name:tag@digest``."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return name[: len(name) - len(last)] + last.split(":", 1)[0]
-
-
-def _image_tag(image: str) -> str | None:
-    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else None
 
 
 def _image_index(argv: Sequence[str], run_at: int) -> int | None:
@@ -561,35 +512,9 @@ def _event(line: bytes, json: Any) -> dict[str, Any] | None:
     name = (actor.get("Attributes") or {}).get("name") or raw.get("Name") or ""
     time_ns = raw.get("timeNano")
     if time_ns is None:
-        time_ns = _parse_time(raw.get("Time") or raw.get("time"))
+        time_ns = parse_time(raw.get("Time") or raw.get("time"))
     kind = str(raw.get("Type") or raw.get("type") or "container").lower()
     cid = cid or name  # podman's pull events name the image and have no id
     if not cid or not action or time_ns is None:
         return None
     return {"id": cid, "action": str(action).lower(), "name": name, "time_ns": int(time_ns), "type": kind}
-
-
-def _parse_time(value: Any) -> int | None:
-    if isinstance(value, (int, float)):
-        return int(value * 1e9) if value < 1e12 else int(value)
-    if not isinstance(value, str):
-        return None
-    from datetime import datetime
-
-    text = value.strip().replace("Z", "+00:00")
-    main, dot, rest = text.partition(".")
-    if dot:  # nanoseconds: datetime keeps microseconds only
-        n = 0
-        while n < len(rest) and rest[n].isdigit():
-            n += 1
-        digits, tz = rest[:n], rest[n:]
-        frac = int((digits + "000000000")[:9])
-        try:
-            whole = datetime.fromisoformat(main + tz)
-        except ValueError:
-            return None
-        return int(whole.timestamp()) * 1_000_000_000 + frac
-    try:
-        return int(datetime.fromisoformat(text).timestamp() * 1e9)
-    except ValueError:
-        return None

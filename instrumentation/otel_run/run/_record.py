@@ -7,9 +7,9 @@ import os
 import sys
 from time import time_ns
 
-from otel_run import __version__
+from otel_run import __version__, _wire
+from otel_run._redact import redact_args
 from otel_run.bootstrap import _boot
-from otel_run.bootstrap._redact import redact_args
 from otel_run.store._layout import append_index
 
 TYPE_CHECKING = False
@@ -61,8 +61,8 @@ class RunRecord:
         self.cwd = os.getcwd()
         self.host = os.uname().nodename
         self.git_commit: str | None = None
-        self.writer = _boot.SpanWriter(store)
-        self.resource_json = _boot.attributes_json(
+        self.writer = _wire.SpanWriter(store)
+        self.resource_json = _wire.attributes_json(
             {
                 "service.name": service_name,
                 "process.pid": self.pid,
@@ -80,14 +80,14 @@ class RunRecord:
 
     @property
     def name(self) -> str:
-        return "otel-run " + _boot.command_name(self.argv)
+        return "otel-run " + _wire.command_name(self.argv)
 
     # spans --------------------------------------------------------------------
     def root_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             RUN_ID: self.run_id,
             "process.pid": self.pid,
-            "process.command_args": redact_args(self.argv[: _boot.ARGS_MAX]),
+            "process.command_args": redact_args(self.argv[: _wire.ARGS_MAX]),
             "process.working_directory": self.cwd,
         }
         attrs.update(self.extra_attributes)
@@ -104,19 +104,19 @@ class RunRecord:
 
     def write_root_start(self) -> None:
         attrs = self.root_attributes()
-        attrs[_boot.RECORD_KEY] = _boot.RECORD_START
+        attrs[_wire.RECORD_KEY] = _wire.RECORD_START
         self._write(self.root_id, self.parent_id, self.name, self.start_ns, self.start_ns, attrs)
 
     def write_root_end(self, end_ns: int, exit_code: int, error: str | None) -> None:
         attrs = self.root_attributes()
         attrs["process.exit.code"] = exit_code
-        status = (_boot.STATUS_ERROR, error) if error else (_boot.STATUS_UNSET, "")
+        status = (_wire.STATUS_ERROR, error) if error else (_wire.STATUS_UNSET, "")
         self._write(self.root_id, self.parent_id, self.name, self.start_ns, end_ns, attrs, status=status)
 
     def write_child_reap(self, child: Child) -> None:
         """The command's process span as otel-run saw it (merged with the
         child's own record when the child is a traced Python)."""
-        record = _boot.reaped_child_json(
+        record = _wire.reaped_child_json(
             self.trace_id,
             self.child_id,
             self.root_id,
@@ -132,7 +132,7 @@ class RunRecord:
 
     def write_spans(self, spans: list[str]) -> None:
         """Spans already encoded as OTLP JSON, under otel-run's resource."""
-        self.writer.write(self.trace_id, _boot.request_json(self.resource_json, _boot.OTEL_RUN_SCOPE, spans))
+        self.writer.write(self.trace_id, _wire.request_json(self.resource_json, _wire.OTEL_RUN_SCOPE, spans))
 
     def writer_path(self, trace_id: str) -> str:
         from otel_run.store._layout import trace_path
@@ -147,10 +147,10 @@ class RunRecord:
         start: int,
         end: int,
         attrs: dict[str, Any],
-        status: tuple[int, str] = (_boot.STATUS_UNSET, ""),
+        status: tuple[int, str] = (_wire.STATUS_UNSET, ""),
     ) -> None:
-        span = _boot.span_json(self.trace_id, span_id, parent_id, name, start, end, attrs, status=status)
-        self.writer.write(self.trace_id, _boot.request_json(self.resource_json, _boot.OTEL_RUN_SCOPE, [span]))
+        span = _wire.span_json(self.trace_id, span_id, parent_id, name, start, end, attrs, status=status)
+        self.writer.write(self.trace_id, _wire.request_json(self.resource_json, _wire.OTEL_RUN_SCOPE, [span]))
 
     # index ----------------------------------------------------------------------
     def append_index(self, record: dict[str, Any]) -> None:

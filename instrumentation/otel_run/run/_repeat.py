@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from otel_run.bootstrap import _boot
+from otel_run import _wire
 from otel_run.run._cli import Options, _say, run
 from otel_run.run._supervise import Child
 
@@ -42,7 +42,7 @@ def repeat(opts: Options, environ: Mapping[str, str]) -> int:
     """Run the series; returns 0, or the exit status of the first failed run."""
     runs = opts.runs or 1
     total = opts.warmup + runs
-    series = _boot.new_span_id()
+    series = _wire.new_span_id()
     label = opts.label or f"series-{series[:8]}"
     single = Options()
     for name in Options.__slots__:
@@ -53,7 +53,7 @@ def repeat(opts: Options, environ: Mapping[str, str]) -> int:
     _say(
         f"otel-run: {runs} run{'s' if runs != 1 else ''}"
         + (f" + {opts.warmup} warm-up{'s' if opts.warmup != 1 else ''}" if opts.warmup else "")
-        + f" of {_boot.command_name(opts.command)} · label {label}"
+        + f" of {_wire.command_name(opts.command)} · label {label}"
     )
     for i in range(total):
         warmup = i < opts.warmup

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from otel_run import _env
-from otel_run.bootstrap._boot import json_str
+from otel_run._wire import json_str
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from otel_run.bootstrap import _redact
-from otel_run.bootstrap._redact import REDACTED, is_secret_name, redact_args, redact_text, redact_value
+from otel_run import _redact
+from otel_run._redact import REDACTED, is_secret_name, redact_args, redact_text, redact_value
 
 KEY = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 2
 

@@ -22,8 +22,6 @@ This module is loaded by the bootstrap of every traced process, so it uses only
 ``str`` methods (no ``re``, which alone costs milliseconds to import).
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,9 +72,9 @@ _SECRET_SUFFIXES = ("token", "secret", "password", "apikey", "passwd")
 _MIN_KNOWN_SECRET = 8
 _CACHE_MAX = 8192  # distinct texts remembered (attribute values repeat: methods, hosts, routes)
 _CACHE_TEXT_MAX = 2048
-_name_cache: dict[str, bool] = {}
-_text_cache: dict[str, str] = {}
-_known_secrets: list[str] = []
+_name_cache: "dict[str, bool]" = {}
+_text_cache: "dict[str, str]" = {}
+_known_secrets: "list[str]" = []
 
 
 def is_secret_name(name: str) -> bool:
@@ -104,7 +102,7 @@ def is_secret_name(name: str) -> bool:
     return secret
 
 
-def remember_environment(environ: Mapping[str, str]) -> None:
+def remember_environment(environ: "Mapping[str, str]") -> None:
     """Learn the values of credential-named variables, to redact them anywhere."""
     for name, value in environ.items():
         if len(value) >= _MIN_KNOWN_SECRET and is_secret_name(name) and value not in _known_secrets:
@@ -149,7 +147,7 @@ def redact_value(key: str, value: str) -> str:
     return redact_text(value)
 
 
-def redact_args(args: list[str] | tuple[str, ...]) -> list[str]:
+def redact_args(args: "list[str] | tuple[str, ...]") -> "list[str]":
     """Redact a command line: ``--api-key VALUE``, ``--token=VALUE``,
     ``NAME=VALUE`` arguments (``env``, ``docker -e``) and key shapes inside any
     argument (for example in ``sh -c "…"`` scripts)."""

@@ -1,0 +1,445 @@
+"""The wire format every layer shares: ids, ``traceparent``, OTLP JSON, the span writer.
+
+The bottom floor of otel-run. The bootstrap of every traced process, the
+instrumentations, otel-run itself, the store and the receiver all speak it, and
+it speaks to nobody above it: standard library only (``os``, ``sys``,
+``_thread``, all loaded before ``site``), so a traced process pays next to
+nothing for it.
+
+Spans are written as OTLP JSON lines (the OpenTelemetry Collector file-exporter
+format: one ``ExportTraceServiceRequest`` per line) to
+``$OTEL_RUN_STORE/traces/<trace_id>.jsonl``, appended with ``O_APPEND`` so any
+number of processes can share a file. One span may be written in fragments,
+marked by the attribute ``otel_run.record``: ``start`` (the process span as it
+began), ``reap`` (the parent's view of a child it spawned, after ``wait4``) and
+``waited`` (a parent's ``os.waitpid`` of a child it did not spawn through
+``subprocess``, e.g. a ``multiprocessing`` worker). Readers merge fragments by
+span id (:mod:`otel_run.store._merge`).
+"""
+
+import _thread
+import os
+import sys
+
+from otel_run import __version__, _env
+from otel_run._redact import is_secret_name, redact_args, redact_text, redact_value, remember_environment
+
+TYPE_CHECKING = False  # ``typing`` costs milliseconds to import; mypy still sees this
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+# ----------------------------------------------------------------- constants
+
+# ----------------------------------------------------------------- constants
+
+SCOPE_NAME = "otel-run"
+RECORD_KEY = "otel_run.record"
+RECORD_START = "start"
+RECORD_REAP = "reap"
+RECORD_WAITED = "waited"
+
+# OTLP enum values (opentelemetry/proto/trace/v1/trace.proto)
+KIND_INTERNAL = 1
+KIND_CLIENT = 3
+STATUS_UNSET = 0
+STATUS_OK = 1
+STATUS_ERROR = 2
+
+NAME_MAX = 100
+ARGS_MAX = 64
+
+_ESCAPES = {i: "\\u%04x" % i for i in range(32)}
+_ESCAPES[ord('"')] = '\\"'
+_ESCAPES[ord("\\")] = "\\\\"
+
+
+# ------------------------------------------------------------ JSON encoding
+# Hand-written because the bootstrap must not import ``json`` (it pulls in ``re``,
+# several milliseconds here) and because OTLP JSON differs from a plain dump
+# (hex ids, 64-bit integers as strings, typed ``AnyValue`` wrappers).
+
+
+def json_str(text: str) -> str:
+    """A JSON string literal. Non-ASCII stays as is; lone surrogates (undecodable
+    bytes in argv) are escaped when the line is encoded."""
+    return '"' + text.translate(_ESCAPES) + '"'
+
+
+def any_value(value: "Any", key: str = "") -> str:
+    """OTLP ``AnyValue`` in JSON; strings are redacted by attribute ``key``."""
+    if isinstance(value, str):
+        return '{"stringValue":' + json_str(redact_value(key, value)) + "}"
+    if isinstance(value, bool):
+        return '{"boolValue":true}' if value else '{"boolValue":false}'
+    if isinstance(value, int):
+        return '{"intValue":"%d"}' % value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return '{"doubleValue":"%s"}' % ("NaN" if value != value else ("Infinity" if value > 0 else "-Infinity"))
+        return '{"doubleValue":%r}' % value
+    if isinstance(value, (list, tuple)):
+        return '{"arrayValue":{"values":[' + ",".join(any_value(v, key) for v in value) + "]}}"
+    if isinstance(value, bytes):
+        return '{"stringValue":' + json_str(value.hex()) + "}"
+    return '{"stringValue":' + json_str(redact_value(key, str(value))) + "}"
+
+
+_key_prefixes: "dict[str, str]" = {}
+_names: "dict[str, str]" = {}
+_encoded: "dict[tuple[str, Any], str]" = {}
+_ENCODED_MAX = 8192
+
+
+def attributes_json(attributes: "Mapping[str, Any] | Iterable[tuple[str, Any]]") -> str:
+    """OTLP ``KeyValue`` list in JSON (the per-span hot path: keys' JSON is
+    cached, strings take the shortest route)."""
+    # the SDK's BoundedAttributes iterates in Python; its ``_dict`` in C
+    items = getattr(attributes, "_dict", attributes)
+    items = items.items() if hasattr(items, "items") else items
+    parts: list[str] = []
+    append = parts.append
+    prefixes = _key_prefixes
+    encoded = _encoded
+    for key, value in items:
+        kind = type(value)
+        if kind is str or kind is int:
+            # attribute values repeat (methods, hosts, ports, status codes): their JSON is remembered
+            done = encoded.get((key, value))
+            if done is not None:
+                append(done)
+                continue
+        prefix = prefixes.get(key)
+        if prefix is None:
+            # the prefix also remembers whether the key names a credential
+            prefix = ("!" if is_secret_name(key) else "") + '{"key":' + json_str(key) + ',"value":'
+            if len(prefixes) < 4096:
+                prefixes[key] = prefix
+        if prefix[0] == "!":
+            text = prefix[1:] + ('{"stringValue":"REDACTED"}}' if kind is str else any_value(value, key) + "}")
+        elif kind is str:
+            text = prefix + '{"stringValue":' + json_str(redact_text(value)) + "}}"
+        else:
+            text = prefix + any_value(value, key) + "}"
+        if (kind is str and len(value) <= 256) or kind is int:
+            if len(encoded) >= _ENCODED_MAX:
+                encoded.clear()
+            encoded[(key, value)] = text
+        append(text)
+    return "[" + ",".join(parts) + "]"
+
+
+def learn_secrets(environ: "Mapping[str, str]") -> None:
+    """Redact the values of ``environ``'s credential-named variables from now on
+    (and forget encodings made before)."""
+    remember_environment(environ)
+    _encoded.clear()
+    _names.clear()
+
+
+def span_json(
+    trace_id: str,
+    span_id: str,
+    parent_id: "str | None",
+    name: str,
+    start_ns: int,
+    end_ns: int,
+    attributes: "Mapping[str, Any]",
+    *,
+    kind: int = KIND_INTERNAL,
+    events: "Iterable[tuple[str, int, Mapping[str, Any]]]" = (),
+    status: "tuple[int, str]" = (STATUS_UNSET, ""),
+) -> str:
+    """One OTLP span in JSON."""
+    name_json = _names.get(name)
+    if name_json is None:
+        name_json = json_str(redact_text(name))
+        if len(_names) < 4096:
+            _names[name] = name_json
+    head = '{"traceId":"%s","spanId":"%s",%s"name":%s,"kind":%d,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"' % (
+        trace_id,
+        span_id,
+        '"parentSpanId":"%s",' % parent_id if parent_id else "",
+        name_json,
+        kind,
+        start_ns,
+        end_ns,
+    )
+    tail = ""
+    if events:
+        tail = ',"events":[%s]' % ",".join(
+            '{"timeUnixNano":"%d","name":%s,"attributes":%s}' % (t, json_str(n), attributes_json(a))
+            for n, t, a in events
+        )
+    code, message = status
+    if code:
+        tail += (
+            ',"status":{"code":%d,"message":%s}' % (code, json_str(message))
+            if message
+            else ',"status":{"code":%d}' % code
+        )
+    return head + ',"attributes":' + attributes_json(attributes) + tail + "}"
+
+
+def scope_json(name: str, version: "str | None") -> str:
+    return '{"name":' + json_str(name) + (',"version":' + json_str(version) if version else "") + "}"
+
+
+def request_json(resource_json: str, scope: str, spans: "Iterable[str]") -> str:
+    """An ``ExportTraceServiceRequest`` with one resource and one scope."""
+    return '{"resourceSpans":[' + resource_spans_json(resource_json, spans, scope) + "]}"
+
+
+OTEL_RUN_SCOPE = scope_json(SCOPE_NAME, __version__)
+
+
+def resource_spans_json(resource_json: str, spans: "Iterable[str]", scope: str = OTEL_RUN_SCOPE) -> str:
+    """One ``ResourceSpans`` in JSON (requests may hold several)."""
+    return (
+        '{"resource":{"attributes":'
+        + resource_json
+        + '},"scopeSpans":[{"scope":'
+        + scope
+        + ',"spans":['
+        + ",".join(spans)
+        + "]}]}"
+    )
+
+
+def reaped_child_json(
+    trace_id: str,
+    span_id: str,
+    parent_id: str,
+    argv: "list[str] | None",
+    pid: int,
+    start_ns: int,
+    end_ns: int,
+    exit_code: "int | None",
+    signal_name: "str | None",
+    rusage: "Any",
+    record: str = RECORD_REAP,
+) -> str:
+    """A child's process span as its parent saw it when it reaped it, as one
+    ``ResourceSpans`` in JSON: pid, command, exit status and, from ``wait4``,
+    CPU time and peak memory. ``argv`` None: a child whose command the reaper
+    does not know (the ``waited`` record)."""
+    attrs: dict[str, Any] = {"process.pid": pid}
+    resource = "[]"
+    name = ""
+    if argv is not None:
+        executable = os.path.basename(argv[0]) if argv else "process"
+        attrs["process.parent_pid"] = os.getpid()
+        attrs["process.executable.name"] = executable
+        attrs["process.command_args"] = redact_args(argv[:ARGS_MAX])
+        resource = attributes_json({"service.name": executable, "process.pid": pid})
+        name = command_name(argv)
+    status = (STATUS_UNSET, "")
+    if exit_code is not None:
+        attrs["process.exit.code"] = exit_code
+        if signal_name:
+            attrs["otel_run.process.signal"] = signal_name
+            status = (STATUS_ERROR, f"killed by {signal_name}")
+        elif exit_code:
+            status = (STATUS_ERROR, f"exit code {exit_code}")
+    if rusage is not None:
+        attrs["otel_run.process.cpu.user"] = round(rusage.ru_utime, 6)
+        attrs["otel_run.process.cpu.system"] = round(rusage.ru_stime, 6)
+        attrs["otel_run.process.max_rss"] = rusage.ru_maxrss * 1024
+    attrs[RECORD_KEY] = record
+    span = span_json(trace_id, span_id, parent_id, name, start_ns, end_ns, attrs, status=status)
+    return resource_spans_json(resource, [span])
+
+
+def exit_status(status: int) -> "tuple[int, str | None]":
+    """``(exit code, signal name)`` of a ``wait`` status; 128+N when signal N killed it."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        return 128 + signum, signal_name(signum)
+    return os.WEXITSTATUS(status), None
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def exception_attributes(exc: BaseException) -> "dict[str, Any]":
+    attrs: dict[str, Any] = {
+        "exception.type": type(exc).__module__ + "." + type(exc).__qualname__,
+        "exception.message": str(exc),
+    }
+    try:
+        import traceback
+
+        attrs["exception.stacktrace"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        pass
+    return attrs
+
+
+# ----------------------------------------------------------- small helpers
+
+
+_urandom = os.urandom  # bound now: test harnesses patch os.urandom to make tests deterministic
+
+
+def new_span_id() -> str:
+    while True:
+        span_id = _urandom(8).hex()
+        if span_id != "0000000000000000":
+            return span_id
+
+
+def new_trace_id() -> str:
+    while True:
+        trace_id = _urandom(16).hex()
+        if trace_id != "0" * 32:
+            return trace_id
+
+
+def derived_span_id(trace_id: str, parent_pid: int, pid: int) -> str:
+    """The span id of a process no traced parent reserved one for.
+
+    A function of (trace, parent pid, pid), so the parent that later reaps the
+    process with ``os.waitpid`` can name its span without talking to it.
+    (splitmix64 over the mixed inputs: unique within a trace unless a pid is
+    reused by the same parent.)
+    """
+    mask = 0xFFFFFFFFFFFFFFFF
+    x = (int(trace_id[16:], 16) ^ (parent_pid * 0x9E3779B97F4A7C15) ^ (pid << 17)) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    x ^= x >> 31
+    return "%016x" % (x or 1)
+
+
+def parse_traceparent(value: "str | None") -> "tuple[str, str, str] | None":
+    """``(trace_id, span_id, flags)`` of a W3C ``traceparent``, or None if invalid."""
+    if not value:
+        return None
+    parts = value.strip().lower().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
+        return None
+    version, trace_id, span_id, flags = parts[:4]
+    if version == "00" and len(parts) != 4:
+        return None
+    if len(trace_id) != 32 or len(span_id) != 16 or len(flags) != 2:
+        return None
+    try:
+        int(trace_id, 16), int(span_id, 16), int(flags, 16)
+    except ValueError:
+        return None
+    if trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return trace_id, span_id, flags
+
+
+def traceparent(trace_id: str, span_id: str) -> str:
+    return f"00-{trace_id}-{span_id}-01"
+
+
+def parse_resource_attributes(value: "str | None") -> "dict[str, str]":
+    """``OTEL_RESOURCE_ATTRIBUTES`` (``k=v,k2=v2``, values percent-decoded)."""
+    out: dict[str, str] = {}
+    if not value:
+        return out
+    for item in value.split(","):
+        key, eq, val = item.partition("=")
+        key = key.strip()
+        if eq and key:
+            out[key] = _percent_decode(val.strip())
+    return out
+
+
+def _percent_decode(text: str) -> str:
+    if "%" not in text:
+        return text
+    raw = bytearray()
+    i = 0
+    data = text.encode("utf-8")
+    while i < len(data):
+        if data[i] == 0x25 and i + 2 < len(data):
+            try:
+                raw.append(int(data[i + 1 : i + 3], 16))
+                i += 3
+                continue
+            except ValueError:
+                pass
+        raw.append(data[i])
+        i += 1
+    return raw.decode("utf-8", "replace")
+
+
+def command_name(args: "list[str]") -> str:
+    """Short span name for a command line: ``pytest -x tests``, ``sh -c …``."""
+    if not args:
+        return "process"
+    words = [os.path.basename(args[0]), *args[1:]]
+    name = " ".join(" ".join(redact_args(words)).split())
+    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
+
+
+def debug(message: str) -> None:
+    if os.environ.get(_env.OTEL_RUN_DEBUG) == "1":
+        try:
+            sys.stderr.write(f"otel-run[{os.getpid()}]: {message}\n")
+        except Exception:
+            pass
+
+
+# -------------------------------------------------------------- the writer
+
+
+class SpanWriter:
+    """Appends OTLP JSON lines to ``<store>/traces/<trace_id>.jsonl``.
+
+    Each line goes out in one ``write(2)`` on an ``O_APPEND`` descriptor, which
+    Linux applies atomically to a local file, so concurrent processes never
+    interleave inside a line. Within a process a lock guards the descriptor
+    table, so a descriptor is never closed under a thread still writing to it
+    (a service may touch many traces; at most ``MAX_OPEN`` stay open).
+    """
+
+    MAX_OPEN = 32
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        self._dir = os.path.join(store, "traces")
+        self._fds: dict[str, int] = {}
+        self._lock = _thread.allocate_lock()
+
+    def path(self, trace_id: str) -> str:
+        return os.path.join(self._dir, trace_id + ".jsonl")
+
+    def write(self, trace_id: str, line: str) -> None:
+        data = line.encode("utf-8", "backslashreplace")
+        with self._lock:
+            fd = self._fds.get(trace_id)
+            if fd is None:
+                fd = self._open(trace_id)
+            written = os.writev(fd, (data, b"\n"))  # one system call: the line and its newline
+            if written < len(data) + 1:  # short write (disk full, signal): finish, no longer atomic
+                rest = (data + b"\n")[written:]
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
+
+    def after_fork(self) -> None:
+        """In a forked child: the lock may have been held by a thread that is gone."""
+        self._lock = _thread.allocate_lock()
+
+    def _open(self, trace_id: str) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path(trace_id), flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(self._dir, exist_ok=True)
+            fd = os.open(self.path(trace_id), flags, 0o644)
+        if len(self._fds) >= self.MAX_OPEN:
+            oldest = next(iter(self._fds))
+            os.close(self._fds.pop(oldest))
+        self._fds[trace_id] = fd
+        return fd
