@@ -49,6 +49,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def user_without_store(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Make this process's environment that of a user who never set
+    ``OTEL_RUN_STORE`` or ``XDG_DATA_HOME``, with ``home`` as ``HOME`` (for
+    code that reads ``os.environ``, such as ``otel-demo``): the store is the
+    default one, ``home/.local/share/otel-run``."""
+    for name in [*_SCRUB, "XDG_DATA_HOME"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+
+
 class Runner:
     """Runs otel-run and otel-trace against one store."""
 

@@ -1,44 +1,65 @@
-"""The headline: ``codeflash optimize foo.py`` on the fixture, under otel-run,
-against the reference backend and the replay LLM — one trace through every
-layer. Takes about a minute (real codeflash, real pytest runs)."""
+"""The headline: ``otel-demo`` — ``codeflash optimize foo.py`` on the fixture,
+under otel-run, against the reference backend and the replay LLM — one trace
+through every layer, in the user's default store. Takes about a minute (real
+codeflash, real pytest runs)."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import clean_env, free_port
+from tests.conftest import free_port, user_without_store
 
 pytest.importorskip("codeflash", reason="the demo extra (codeflash) is not installed")
 pytest.importorskip("django", reason="the demo extra (django) is not installed")
 
 
-def test_codeflash_optimize_is_one_trace_through_every_layer(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_codeflash_optimize_is_one_trace_through_every_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     from otel_run.analyse import _tree
-    from otel_run.demo._cli import _project, optimize, services
+    from otel_run.demo import _cli
     from otel_run.store._store import Store
 
-    environ = clean_env(OTEL_RUN_STORE=str(tmp_path / "store"))
-    project = _project(None)
-    with services(project, free_port(), 0.0, environ):
-        code, run_id = optimize(project, "foo.py", 1.0, environ)
+    # a user who never set OTEL_RUN_STORE (issue 10): the demo gives codeflash a
+    # scratch HOME, and the run must still land in this HOME's default store
+    home = tmp_path / "home"
+    home.mkdir()
+    user_without_store(monkeypatch, home)
+
+    drift: list[dict[str, Any]] = []
+    real_optimize = _cli.optimize
+
+    def optimize_then_read_the_contract(*args: Any, **kwargs: Any) -> tuple[int, str | None]:
+        result = real_optimize(*args, **kwargs)
         with urllib.request.urlopen("http://127.0.0.1:8000/internal/contract", timeout=10) as response:
-            drift = json.load(response)["drift"]
-    output = capfd.readouterr().out
+            drift.extend(json.load(response)["drift"])  # while the backend still runs
+        return result
+
+    monkeypatch.setattr(_cli, "optimize", optimize_then_read_the_contract)
+    status = _cli.main(["--latency-scale", "0", "--looping-time", "1", "--llm-port", str(free_port())])
+    output, errors = capfd.readouterr()
 
     # the contract: the pinned codeflash sent nothing the reference backend did not understand
     assert not drift, "codeflash sent requests the reference backend does not understand:\n" + "\n".join(
         f"  {d['endpoint']}: {d['kind']}: {d['detail']}" for d in drift
     )
-    assert code == 0, output[-3000:]
+    assert status == 0, output[-3000:] + errors[-2000:]
     assert "Optimization successful" in output and "Speedup ratio" in output
 
-    store = Store(str(tmp_path / "store"))
-    assert run_id is not None
-    run = store.find_run(run_id)
+    store = Store(str(home / ".local" / "share" / "otel-run"))
+    [run] = [r for r in store.runs() if r.label == "demo"]
+    assert run.exit_code == 0
+    assert {r.label for r in store.runs()} == {"demo", "backend", "replay-llm"}  # one store for every process
+    # otel-demo's final `otel-trace show` found the run: its waterfall and the boundary ledger
+    shown = output[output.rindex(f"trace {run.trace_id}") :]
+    for title in ("waterfall", "processes", "HTTP round-trips", "server side", "LLM calls", "critical path"):
+        assert f"\n{title}" in shown, title
+    assert "otel-trace: error" not in errors and "otel-demo: error" not in errors, errors[-2000:]
     trace = store.load_trace(run.trace_id)
     summary = _tree.summary(trace, run.root_span_id)
     assert {s.trace_id for s in trace.spans} == {run.trace_id}

@@ -11,6 +11,12 @@ the fixture project to a scratch directory; runs
 services. Calls to the internet (codeflash's PyPI version check, Sentry) are sent
 to a closed local port, so they fail at once instead of waiting on DNS, and
 still show in the trace for what they cost.
+
+Every process of the demo writes to one store: ``--store``, else
+``$OTEL_RUN_STORE``, else the invoking user's default store. It is resolved once,
+before codeflash gets its scratch ``HOME``, and passed to every child as an
+absolute ``OTEL_RUN_STORE`` (see :func:`with_store`), so the trace outlives the
+scratch directory.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 
 from otel_run import _env
 from otel_run._errors import OtelRunError, UsageError
+from otel_run.store._layout import store_root
 
 BIN = Path(sys.executable).parent
 AI_PORT, CFAPI_PORT = 8000, 3001  # fixed by codeflash's local mode
@@ -62,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiply the LLM's recorded latencies (0: answer at once; default 1)",
     )
     parser.add_argument("--llm-port", type=int, default=8100, help="port of the replay LLM server (default 8100)")
-    parser.add_argument("--store", help="store directory (default: $OTEL_RUN_STORE or ~/.local/share/otel-run)")
+    parser.add_argument(
+        "--store",
+        metavar="DIR",
+        help="store directory of every process of the demo (default: $OTEL_RUN_STORE, "
+        "else $XDG_DATA_HOME/otel-run or ~/.local/share/otel-run of the user running otel-demo)",
+    )
     parser.add_argument("-l", "--label", default="demo", help="label of the optimize run in the store (default: demo)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy of the project")
     parser.add_argument("-q", "--quiet", action="store_true", help="no trace summary at the end")
@@ -72,9 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        environ = dict(os.environ)
-        if args.store:
-            environ[_env.OTEL_RUN_STORE] = os.path.abspath(args.store)
+        environ = with_store(os.environ, args.store)  # before any child's HOME changes
         project = _project(args.project)
         if args.command == "backend":
             with services(project, args.llm_port, args.latency_scale, environ) as _:
@@ -84,10 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 _wait_for_signal()
             return 0
+        store = environ[_env.OTEL_RUN_STORE]
         with services(project, args.llm_port, args.latency_scale, environ):
             code, run_id = optimize(project, args.script, args.looping_time, environ, label=args.label, keep=args.keep)
-        if not args.quiet and run_id:
-            subprocess.run([str(BIN / "otel-trace"), "show", run_id], env=environ, check=False)
+        if run_id is None:
+            raise OtelRunError(f"the optimize run is not in the store {store}")
+        if not args.quiet:
+            shown = subprocess.run(
+                [str(BIN / "otel-trace"), "--store", store, "show", run_id], env=environ, check=False
+            ).returncode
+            code = code or shown
         return code
     except OtelRunError as exc:
         _say(f"otel-demo: error: {exc}")
@@ -110,7 +126,7 @@ def services(
         if _listening(port):
             raise OtelRunError(f"port {port} is in use (another backend or demo running?)")
     work = Path(tempfile.mkdtemp(prefix="otel-demo-services-"))
-    env = dict(environ)
+    env = with_store(environ)
     env[_env.OTEL_RUN_BACKEND_DB] = str(work / "backend.sqlite3")
     if not traced:
         env[_env.OTEL_SDK_DISABLED] = "true"
@@ -200,19 +216,20 @@ def optimize(
     keep: bool = False,
 ) -> tuple[int, str | None]:
     """``otel-run codeflash optimize SCRIPT`` in a scratch copy of ``project``;
-    returns codeflash's exit status and the run id."""
+    returns codeflash's exit status and the run id (None if the store has no
+    run from the scratch copy). The run goes to the store ``environ`` names,
+    not to one under the scratch ``HOME``."""
     with scratch_copy(project, keep) as (workdir, home):
         env = codeflash_environment(environ, home, looping_time)
-        before = _last_run(env)
+        store = env[_env.OTEL_RUN_STORE]
         result = subprocess.run(
-            [str(BIN / "otel-run"), "-l", label, "--", str(BIN / "codeflash"), "optimize", script],
+            [str(BIN / "otel-run"), "--store", store, "-l", label, "--", str(BIN / "codeflash"), "optimize", script],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             check=False,
         )
-        after = _last_run(env)
-        return result.returncode, after if after != before else None
+        return result.returncode, _run_in(store, workdir)
 
 
 @contextmanager
@@ -233,8 +250,20 @@ def scratch_copy(project: Path, keep: bool = False) -> Iterator[tuple[Path, Path
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def codeflash_environment(environ: Mapping[str, str], home: Path, looping_time: float) -> dict[str, str]:
+def with_store(environ: Mapping[str, str], override: str | None = None) -> dict[str, str]:
+    """A copy of ``environ`` whose ``OTEL_RUN_STORE`` is the store it means
+    (``override``, else ``$OTEL_RUN_STORE``, else the default store under its
+    ``$XDG_DATA_HOME``/``$HOME``), absolute. Resolve it before changing ``HOME``
+    or ``XDG_DATA_HOME`` for a child, so the child writes where the caller reads."""
     env = dict(environ)
+    env[_env.OTEL_RUN_STORE] = store_root(environ, override)
+    return env
+
+
+def codeflash_environment(environ: Mapping[str, str], home: Path, looping_time: float) -> dict[str, str]:
+    """codeflash's environment: the demo's API key and local servers, and
+    ``home`` as ``HOME``; the store stays the one ``environ`` names."""
+    env = with_store(environ)
     env.update(
         CODEFLASH_API_KEY=DEMO_KEY,
         CODEFLASH_AIS_SERVER="local",
@@ -250,11 +279,14 @@ def codeflash_environment(environ: Mapping[str, str], home: Path, looping_time: 
     return env
 
 
-def _last_run(environ: Mapping[str, str]) -> str | None:
+def _run_in(store: str, workdir: Path) -> str | None:
+    """The id of the last run in ``store`` started in ``workdir`` (a fresh
+    scratch directory: the store may be shared with other runs going on)."""
     from otel_run.store._store import Store, StoreError
 
+    cwd = os.path.realpath(workdir)
     try:
-        runs = Store.from_environ(environ).runs()
+        runs = [r for r in Store(store).runs() if r.cwd and os.path.realpath(r.cwd) == cwd]
     except StoreError:
         return None
     return runs[-1].run_id if runs else None
