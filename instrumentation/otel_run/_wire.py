@@ -268,17 +268,53 @@ def signal_name(signum: int) -> str:
 
 
 def exception_attributes(exc: BaseException) -> "dict[str, Any]":
+    """The semantic conventions' ``exception.*`` attributes of ``exc``.
+
+    Called at exit, where nothing may be imported: importing ``traceback`` (or
+    anything that ``exec``s source, as ``namedtuple`` does) resets CPython's
+    "unhandled KeyboardInterrupt" state, and the interpreter then exits 1
+    instead of re-raising SIGINT. So ``traceback`` is used only if the program
+    loaded it; otherwise the stack is formatted here, without source lines.
+    """
     attrs: dict[str, Any] = {
         "exception.type": type(exc).__module__ + "." + type(exc).__qualname__,
         "exception.message": str(exc),
     }
     try:
-        import traceback
-
-        attrs["exception.stacktrace"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        traceback = sys.modules.get("traceback")
+        if traceback is not None:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        else:
+            text = _format_exception(exc)
+        attrs["exception.stacktrace"] = text
     except Exception:
         pass
     return attrs
+
+
+def _format_exception(exc: BaseException, depth: int = 0) -> str:
+    """``traceback.format_exception`` without its imports and source lines."""
+    text = ""
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    if cause is not None and depth < 8:
+        text = _format_exception(cause, depth + 1) + (
+            "\nThe above exception was the direct cause of the following exception:\n\n"
+            if exc.__cause__ is not None
+            else "\nDuring handling of the above exception, another exception occurred:\n\n"
+        )
+    tb = exc.__traceback__
+    if tb is not None:
+        text += "Traceback (most recent call last):\n"
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            text += '  File "%s", line %s, in %s\n' % (code.co_filename, tb.tb_lineno, code.co_name)
+            tb = tb.tb_next
+    name = type(exc).__qualname__
+    module = type(exc).__module__
+    if module not in ("builtins", "__main__"):
+        name = module + "." + name
+    message = str(exc)
+    return text + (name + ": " + message if message else name) + "\n"
 
 
 # ----------------------------------------------------------- small helpers
