@@ -96,46 +96,94 @@ def with_site_dir(pythonpath: "str | None") -> str:
 
 
 def install(process: "Process") -> None:
-    """Wrap ``os.execv``/``os.execve``, ``os.waitpid``/``os.wait4`` and register
+    """Wrap ``os.execv``/``os.execve`` (and ``os._execvpe``, behind
+    ``os.execvp*``/``os.execlp*``), ``os.waitpid``/``os.wait4`` and register
     the fork handlers, for ``process``."""
+    pending: "list[str | None]" = [None]  # the hint of the exec under way: execvp tries one PATH entry after another
     for name in ("execv", "execve"):
-        setattr(os, name, _exec_wrapper(process, getattr(os, name), name == "execve"))
+        setattr(os, name, _exec_wrapper(process, getattr(os, name), name == "execve", pending))
+    execvpe = getattr(os, "_execvpe", None)
+    if execvpe is not None:
+        setattr(os, "_execvpe", _path_search_wrapper(process, execvpe, pending))  # noqa: B010 - private, maybe absent
     _wrap_wait(process)
     _register_fork(process)
 
 
-def _exec_wrapper(process: "Process", original: "Callable[..., Any]", has_env: bool) -> "Callable[..., Any]":
+def _exec_wrapper(
+    process: "Process", original: "Callable[..., Any]", has_env: bool, pending: "list[str | None]"
+) -> "Callable[..., Any]":
     def exec_(path: "Any", args: "Any", *rest: "Any") -> "Any":
-        saved = None
+        outer = pending[0] is None
+        saved = os.environ.get(_env.OTEL_RUN_PROCESS)
         try:
-            process.ensure()
-            span_id = new_span_id()
-            hint = f"{span_id}-{process.span_id}-{process.pid}-x-{time_ns()}"
+            hint = _end_before_exec(process, args) if outer else str(pending[0])
             if has_env and rest:
                 env = dict(rest[0])
                 env[_env.TRACEPARENT] = traceparent(process.trace_id, process.span_id)
                 env[_env.OTEL_RUN_PROCESS] = hint
                 rest = (env, *rest[1:])
             else:
-                saved = os.environ.get(_env.OTEL_RUN_PROCESS)
                 os.environ[_env.OTEL_RUN_PROCESS] = hint
-            process.exec_args = [os.fsdecode(a) for a in args]
-            process.finish()
         except Exception as exc:
             debug(f"preparing exec failed: {exc!r}")
         try:
             return original(path, args, *rest)
         except BaseException:
-            # exec failed: this image goes on; its span is written again at exit.
-            process.finished = False
-            process.exec_args = None
-            if saved is None:
-                os.environ.pop(_env.OTEL_RUN_PROCESS, None)
+            if outer:
+                _exec_failed(process, saved)
             raise
 
     exec_.__name__ = original.__name__
     exec_.__doc__ = original.__doc__
     return exec_
+
+
+def _path_search_wrapper(
+    process: "Process", original: "Callable[..., Any]", pending: "list[str | None]"
+) -> "Callable[..., Any]":
+    """``os._execvpe`` tries ``exec`` in each ``PATH`` directory until one
+    works: the process span ends once, before the first try, not once a try."""
+
+    def execvpe(file: "Any", args: "Any", env: "Any" = None) -> "Any":
+        if pending[0] is not None:
+            return original(file, args, env)
+        saved = os.environ.get(_env.OTEL_RUN_PROCESS)
+        try:
+            pending[0] = _end_before_exec(process, args)
+        except Exception as exc:
+            debug(f"preparing exec failed: {exc!r}")
+            return original(file, args, env)
+        try:
+            return original(file, args, env)
+        except BaseException:
+            _exec_failed(process, saved)
+            raise
+        finally:
+            pending[0] = None
+
+    execvpe.__name__ = original.__name__
+    execvpe.__doc__ = original.__doc__
+    return execvpe
+
+
+def _end_before_exec(process: "Process", args: "Any") -> str:
+    """End this image's process span (the exec's record) and return the hint
+    its successor adopts its span id from."""
+    process.ensure()
+    hint = f"{new_span_id()}-{process.span_id}-{process.pid}-x-{time_ns()}"
+    process.exec_args = [os.fsdecode(a) for a in args]
+    process.finish()
+    return hint
+
+
+def _exec_failed(process: "Process", saved: "str | None") -> None:
+    """Every exec failed: this image goes on; its span is written again at exit."""
+    process.finished = False
+    process.exec_args = None
+    if saved is None:
+        os.environ.pop(_env.OTEL_RUN_PROCESS, None)
+    else:
+        os.environ[_env.OTEL_RUN_PROCESS] = saved
 
 
 def _wrap_wait(process: "Process") -> None:

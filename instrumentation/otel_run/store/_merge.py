@@ -11,7 +11,8 @@ attribute ``otel_run.record``:
 * ``waited``: a parent's ``os.waitpid`` of a child it did not spawn through
   ``subprocess`` (a ``multiprocessing`` worker): exit status and end time only;
   dropped when nothing else names that span;
-* no marker: a complete span. A process that ``exec``s writes one per image.
+* no marker: a complete span (an ``exec`` ends the image's span; when the
+  ``exec`` fails, the process writes another at its real end, which wins).
 
 :func:`merge` folds them into one span each: the process's own resource and name
 win, the kernel's exit status and resource usage win, the span ends at the
@@ -229,6 +230,10 @@ def _single(span: Span) -> Span:
 
 def _merge_group(group: list[Span]) -> Span:
     complete = [s for s in group if s.attributes.get(RECORD) is None]
+    if len(complete) > 1:  # an exec that failed wrote an end the process outlived: the last end is the end
+        latest = max(complete, key=lambda s: s.end_ns)
+        group = [s for s in group if s is latest or s not in complete]
+        complete = [latest]
     starts = [s for s in group if s.attributes.get(RECORD) == RECORD_START]
     waited = [s for s in group if s.attributes.get(RECORD) == RECORD_WAITED]
     reaps = [s for s in group if s.attributes.get(RECORD) == RECORD_REAP] or waited
