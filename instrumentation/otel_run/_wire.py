@@ -46,6 +46,18 @@ STATUS_UNSET = 0
 STATUS_OK = 1
 STATUS_ERROR = 2
 
+# Resource usage. A process's own numbers (a Python process reads them from
+# inside: RUSAGE_SELF and VmHWM) and, from its reaper's wait4, the tree's
+# (the process and the descendants it waited for).
+CPU_USER = "otel_run.process.cpu.user"
+CPU_SYSTEM = "otel_run.process.cpu.system"
+MAX_RSS = "otel_run.process.max_rss"
+CPU_CHILDREN_USER = "otel_run.process.children.cpu.user"
+CPU_CHILDREN_SYSTEM = "otel_run.process.children.cpu.system"
+CPU_TREE_USER = "otel_run.process.cpu.tree.user"
+CPU_TREE_SYSTEM = "otel_run.process.cpu.tree.system"
+MAX_RSS_TREE = "otel_run.process.max_rss.tree"
+
 NAME_MAX = 100
 ARGS_MAX = 64
 
@@ -242,9 +254,12 @@ def reaped_child_json(
         elif exit_code:
             status = (STATUS_ERROR, f"exit code {exit_code}")
     if rusage is not None:
-        attrs["otel_run.process.cpu.user"] = round(rusage.ru_utime, 6)
-        attrs["otel_run.process.cpu.system"] = round(rusage.ru_stime, 6)
-        attrs["otel_run.process.max_rss"] = rusage.ru_maxrss * 1024
+        # wait4's figures include every descendant the child waited for, and on
+        # Linux the peak memory of the image before exec (a vfork child's is its
+        # parent's): the tree's, not the process's own
+        attrs[CPU_TREE_USER] = round(rusage.ru_utime, 6)
+        attrs[CPU_TREE_SYSTEM] = round(rusage.ru_stime, 6)
+        attrs[MAX_RSS_TREE] = rusage.ru_maxrss * 1024
     attrs[RECORD_KEY] = record
     span = span_json(trace_id, span_id, parent_id, name, start_ns, end_ns, attrs, status=status)
     return resource_spans_json(resource, [span])

@@ -66,3 +66,32 @@ def test_process_totals_and_summary() -> None:
     assert data["spans"] == 3 and data["wall_ms"] == 100 / 1e6
     assert data["processes"][0]["startup_ms"] == 15 / 1e6
     assert [c["span_id"] for c in data["critical_path"]] == ["root", "p1", "h", "p1", "root"]
+
+
+def test_a_process_seen_only_from_outside_gets_its_tree_less_its_children_as_its_own_cpu() -> None:
+    def proc(span_id: str, parent: str | None, **attrs: object) -> Span:
+        attributes = {"process.pid": len(span_id), "process.parent_pid": 1, **attrs}
+        return Span(T, span_id, parent, span_id, start_ns=0, end_ns=10, scope_name="otel-run", attributes=attributes)
+
+    trace = Trace(
+        T,
+        [
+            # sh, reaped by its parent: wait4 says 1.0 s user for sh and everything it waited for
+            proc("sh", None, **{"otel_run.process.cpu.tree.user": 1.0, "otel_run.process.cpu.tree.system": 0.2}),
+            # a Python child of sh read its own 0.6 s and 0.1 s of its own children from inside
+            proc(
+                "py",
+                "sh",
+                **{
+                    "otel_run.process.cpu.user": 0.6,
+                    "otel_run.process.cpu.system": 0.05,
+                    "otel_run.process.children.cpu.user": 0.1,
+                    "otel_run.process.children.cpu.system": 0.0,
+                },
+            ),
+        ],
+    )
+    sh, py = process_totals(trace)
+    assert (py.cpu_user, py.cpu_tree_user) == (0.6, 0.7)
+    assert sh.cpu_tree_user == 1.0 and abs(sh.cpu_user - 0.3) < 1e-9  # type: ignore[operator]
+    assert abs(sh.cpu_system - 0.15) < 1e-9  # type: ignore[operator]

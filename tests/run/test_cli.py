@@ -13,7 +13,7 @@ import pytest
 
 from otel_run._errors import UsageError
 from otel_run.run._cli import parse_args
-from tests.conftest import OTEL_RUN, PYTHON, Runner, one
+from tests.conftest import OTEL_RUN, PYTHON, PYTHON_NAME, Runner, one
 
 GRANDCHILD = "import os; print('grandchild', os.getpid())"
 
@@ -58,8 +58,9 @@ def test_shell_python_python_is_one_trace_with_correct_parents(runner: Runner, t
     assert grandchild.start_ns < started <= grandchild.end_ns
     assert child.attributes["process.parent_pid"] == sh.attributes["process.pid"]
     assert grandchild.attributes["process.parent_pid"] == child.attributes["process.pid"]
-    assert isinstance(sh.attributes["otel_run.process.max_rss"], int)
-    assert "otel_run.process.cpu.user" in sh.attributes
+    assert isinstance(sh.attributes["otel_run.process.max_rss.tree"], int)  # seen from outside only
+    assert "otel_run.process.cpu.tree.user" in sh.attributes
+    assert "otel_run.process.cpu.user" not in sh.attributes
     assert run.exit_code == 0 and run.finished
 
 
@@ -81,7 +82,7 @@ def test_non_python_exit_code_and_rusage(runner: Runner) -> None:
     sh = one(trace, lambda s: s.is_process)
     assert sh.attributes["process.exit.code"] == 7
     assert sh.status_message == "exit code 7"
-    assert sh.attributes["otel_run.process.max_rss"] > 0
+    assert sh.attributes["otel_run.process.max_rss.tree"] > 0
 
 
 def test_sigkill_gives_137_and_the_span_records_it(runner: Runner) -> None:
@@ -366,3 +367,22 @@ def test_waits_for_the_child_only(runner: Runner, tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout == b"started\n"
     assert time.monotonic() - start < 20
     subprocess.run(["pkill", "-f", "sleep 30"], check=False)
+
+
+def test_cpu_and_memory_are_each_process_s_own(runner: Runner) -> None:
+    # the parent's wait4 view holds its waited-for descendants: it must not pass for the child's own numbers
+    burn = "n = 0\nfor i in range(6_000_000): n += i"
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}]); subprocess.run(['true'])"
+    result = runner.run(PYTHON, "-c", code)
+    assert result.returncode == 0, result.stderr
+    _, trace = runner.last()
+    from otel_run.analyse._tree import process_totals
+
+    parent, child, true = process_totals(trace)
+    assert child.name.startswith(PYTHON_NAME + " -c n = 0") and true.name == "true"
+    assert child.cpu_user is not None and parent.cpu_user is not None
+    assert parent.cpu_user < child.cpu_user  # its own, not its child's
+    assert parent.cpu_tree_user is not None and parent.cpu_tree_user >= child.cpu_user
+    assert child.max_rss and child.span.attributes["otel_run.process.max_rss"] == child.max_rss
+    # true is seen only by its reaper: its peak memory is an upper bound, kept apart from own numbers
+    assert true.max_rss is None and true.max_rss_tree

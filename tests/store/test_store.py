@@ -63,7 +63,17 @@ def test_fragments_merge_into_one_span(tmp_path: Path) -> None:
         tmp_path / "t.jsonl",
         request("otel-run", span(ROOT, None, "otel-run x", 0, 100, **{"otel_run.run.id": ROOT})),
         request("python", span(CHILD, ROOT, "child.py", 10, 10, "start", **{"process.parent_pid": 1})),
-        request("python", span(CHILD, ROOT, "child.py", 10, 80, **{"process.parent_pid": 1, "process.exit.code": 0})),
+        request(
+            "python",
+            span(
+                CHILD,
+                ROOT,
+                "child.py",
+                10,
+                80,
+                **{"process.parent_pid": 1, "process.exit.code": 0, "otel_run.process.cpu.user": 1},
+            ),
+        ),
         request(
             "sh",
             span(
@@ -73,7 +83,12 @@ def test_fragments_merge_into_one_span(tmp_path: Path) -> None:
                 10,
                 90,
                 "reap",
-                **{"process.parent_pid": 1, "process.exit.code": 3, "otel_run.process.max_rss": 4096},
+                **{
+                    "process.parent_pid": 1,
+                    "process.exit.code": 3,
+                    "otel_run.process.max_rss.tree": 4096,
+                    "otel_run.process.cpu.tree.user": 9,
+                },
             ),
         ),
     )
@@ -82,7 +97,10 @@ def test_fragments_merge_into_one_span(tmp_path: Path) -> None:
     child = trace.by_id[CHILD]
     assert child.service == "python" and child.name == "child.py"  # the process's own view
     assert child.attributes["process.exit.code"] == 3  # the kernel's
-    assert child.attributes["otel_run.process.max_rss"] == 4096
+    # the reaper's wait4 figures are the tree's and never replace the process's own
+    assert child.attributes["otel_run.process.cpu.user"] == 1
+    assert child.attributes["otel_run.process.cpu.tree.user"] == 9
+    assert child.attributes["otel_run.process.max_rss.tree"] == 4096
     assert (child.start_ns, child.end_ns) == (10, 90)
     assert "otel_run.record" not in child.attributes
     assert child.parent is trace.by_id[ROOT]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from otel_run import _wire
 from otel_run.analyse._ledger import ledger
 from otel_run.store._model import Span, Trace
 
@@ -14,10 +15,13 @@ class ProcessTotal:
 
     __slots__ = (
         "cpu_system",
+        "cpu_tree_system",
+        "cpu_tree_user",
         "cpu_user",
         "depth",
         "exit_code",
         "max_rss",
+        "max_rss_tree",
         "name",
         "pid",
         "service",
@@ -36,9 +40,14 @@ class ProcessTotal:
         self.wall_ns = span.duration_ns
         started = next((e.time_ns for e in span.events if e.name == "python.started"), None)
         self.startup_ns = started - span.start_ns if started is not None and started >= span.start_ns else None
-        self.cpu_user = attrs.get("otel_run.process.cpu.user")
-        self.cpu_system = attrs.get("otel_run.process.cpu.system")
-        self.max_rss = attrs.get("otel_run.process.max_rss")
+        # the process's own numbers (read from inside) and the tree's (the
+        # reaper's wait4: with every descendant it waited for); see _wire
+        self.cpu_user: float | None = _number(attrs.get(_wire.CPU_USER))
+        self.cpu_system: float | None = _number(attrs.get(_wire.CPU_SYSTEM))
+        self.cpu_tree_user = _tree(attrs, _wire.CPU_TREE_USER, self.cpu_user, _wire.CPU_CHILDREN_USER)
+        self.cpu_tree_system = _tree(attrs, _wire.CPU_TREE_SYSTEM, self.cpu_system, _wire.CPU_CHILDREN_SYSTEM)
+        self.max_rss = attrs.get(_wire.MAX_RSS)
+        self.max_rss_tree = attrs.get(_wire.MAX_RSS_TREE)
         self.exit_code = attrs.get("process.exit.code")
         self.spans = spans
         self.depth = depth
@@ -54,7 +63,10 @@ class ProcessTotal:
             "startup_ms": self.startup_ns / 1e6 if self.startup_ns is not None else None,
             "cpu_user_s": self.cpu_user,
             "cpu_system_s": self.cpu_system,
+            "cpu_tree_user_s": self.cpu_tree_user,
+            "cpu_tree_system_s": self.cpu_tree_system,
             "max_rss_bytes": self.max_rss,
+            "max_rss_tree_bytes": self.max_rss_tree,
             "exit_code": self.exit_code,
             "spans": self.spans,
             "unfinished": self.span.unfinished,
@@ -121,16 +133,39 @@ def process_totals(trace: Trace) -> list[ProcessTotal]:
         if isinstance(pid, int):
             counts[pid] = counts.get(pid, 0) + 1
     out: list[ProcessTotal] = []
+    children: dict[int, list[ProcessTotal]] = {}  # by id() of the parent's ProcessTotal
     for root in trace.roots:
-        stack: list[tuple[Span, int]] = [(root, 0)]
+        stack: list[tuple[Span, int, ProcessTotal | None]] = [(root, 0, None)]
         while stack:
-            span, depth = stack.pop()
+            span, depth, parent = stack.pop()
             if span.is_process:
                 pid = int(span.attributes.get("process.pid", 0) or 0)
-                out.append(ProcessTotal(span, counts.get(pid, 0), depth))
-                depth += 1
-            stack.extend((c, depth) for c in reversed(span.children))
+                total = ProcessTotal(span, counts.get(pid, 0), depth)
+                out.append(total)
+                if parent is not None:
+                    children.setdefault(id(parent), []).append(total)
+                parent, depth = total, depth + 1
+            stack.extend((c, depth, parent) for c in reversed(span.children))
+    for total in out:  # seen only from outside: its own CPU is the tree's less its children's trees
+        if total.cpu_user is None and total.cpu_tree_user is not None:
+            kids = children.get(id(total), [])
+            total.cpu_user = max(0.0, total.cpu_tree_user - sum(k.cpu_tree_user or 0.0 for k in kids))
+            total.cpu_system = max(0.0, (total.cpu_tree_system or 0.0) - sum(k.cpu_tree_system or 0.0 for k in kids))
     return out
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _tree(attrs: dict[str, Any], key: str, own: float | None, children_key: str) -> float | None:
+    """The tree's CPU: for a process that read its own numbers, its own plus
+    its waited-for children's, read at the same moment (the reaper's view
+    would add the interpreter's finalisation to the children); else the
+    reaper's view."""
+    if own is not None:
+        return own + (_number(attrs.get(children_key)) or 0.0)
+    return _number(attrs.get(key))
 
 
 def top_self_time(trace: Trace, limit: int = 10) -> list[tuple[Span, int]]:

@@ -29,6 +29,11 @@ from otel_run import __version__, _env
 from otel_run._redact import redact_args
 from otel_run._wire import (
     ARGS_MAX,
+    CPU_CHILDREN_SYSTEM,
+    CPU_CHILDREN_USER,
+    CPU_SYSTEM,
+    CPU_USER,
+    MAX_RSS,
     OTEL_RUN_SCOPE,
     RECORD_KEY,
     RECORD_START,
@@ -180,13 +185,13 @@ class Process:
                 status = (STATUS_ERROR, f"exit code {exit_code}")
             events.append(("python.exit", now, {}))
         times = os.times()
-        attrs["otel_run.process.cpu.user"] = round(times.user, 6)
-        attrs["otel_run.process.cpu.system"] = round(times.system, 6)
-        attrs["otel_run.process.children.cpu.user"] = round(times.children_user, 6)
-        attrs["otel_run.process.children.cpu.system"] = round(times.children_system, 6)
+        attrs[CPU_USER] = round(times.user, 6)
+        attrs[CPU_SYSTEM] = round(times.system, 6)
+        attrs[CPU_CHILDREN_USER] = round(times.children_user, 6)
+        attrs[CPU_CHILDREN_SYSTEM] = round(times.children_system, 6)
         max_rss = _max_rss_bytes()
         if max_rss:
-            attrs["otel_run.process.max_rss"] = max_rss
+            attrs[MAX_RSS] = max_rss
         self._write(self.start_ns, now, attrs, events, status)
 
     def _write(

@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from otel_run.analyse._tree import critical_path, process_totals, run_root, self_time, top_self_time
+from otel_run.analyse._tree import ProcessTotal, critical_path, process_totals, run_root, self_time, top_self_time
 from otel_run.store._model import Span, Trace
 from otel_run.store._store import Run
 
@@ -102,6 +102,9 @@ def _bar(span: Span, t0: int, total: int, width: int, colour: str) -> Text:
 
 
 def _processes(trace: Trace, colours: dict[str, str]) -> Table:
+    totals = process_totals(trace)
+    # CPU with the descendants a process waited for, where that differs from its own
+    with_tree = any(_tree_differs(p) for p in totals)
     table = Table(title="processes", title_justify="left", box=None, pad_edge=False)
     for col, justify in (
         ("pid", "right"),
@@ -111,6 +114,7 @@ def _processes(trace: Trace, colours: dict[str, str]) -> Table:
         ("start-up", "right"),
         ("cpu user", "right"),
         ("cpu sys", "right"),
+        *((("cpu +desc.", "right"),) if with_tree else ()),
         ("max rss", "right"),
         ("spans", "right"),
         ("exit", "right"),
@@ -122,7 +126,8 @@ def _processes(trace: Trace, colours: dict[str, str]) -> Table:
             overflow="ellipsis",
             max_width=40 if col == "process" else None,
         )
-    for p in process_totals(trace):
+    for p in totals:
+        tree = (p.cpu_tree_user or 0.0) + (p.cpu_tree_system or 0.0)
         table.add_row(
             str(p.pid or ""),
             Text("  " * p.depth + p.name, style="red" if p.span.status_code == 2 else ""),
@@ -131,7 +136,9 @@ def _processes(trace: Trace, colours: dict[str, str]) -> Table:
             _ms(p.startup_ns) if p.startup_ns is not None else "",
             _s(p.cpu_user),
             _s(p.cpu_system),
-            _mib(p.max_rss),
+            *((_s(tree) if _tree_differs(p) else "",) if with_tree else ()),
+            # seen only by its reaper: wait4's peak is an upper bound (descendants, the image before exec)
+            _mib(p.max_rss) if p.max_rss else ("≤ " + _mib(p.max_rss_tree) if p.max_rss_tree else ""),
             str(p.spans),
             "?" if p.span.unfinished else str(p.exit_code if p.exit_code is not None else ""),
         )
@@ -304,6 +311,12 @@ def _ms(ns: int | None) -> str:
 
 def _s(value: Any) -> str:
     return f"{float(value):.3f} s" if isinstance(value, (int, float)) else ""
+
+
+def _tree_differs(p: ProcessTotal) -> bool:
+    own = (p.cpu_user or 0.0) + (p.cpu_system or 0.0)
+    tree = (p.cpu_tree_user or 0.0) + (p.cpu_tree_system or 0.0)
+    return tree - own > max(0.005, 0.05 * own)
 
 
 def _mib(value: Any) -> str:

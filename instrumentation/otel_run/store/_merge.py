@@ -14,9 +14,9 @@ attribute ``otel_run.record``:
 * no marker: a complete span (an ``exec`` ends the image's span; when the
   ``exec`` fails, the process writes another at its real end, which wins).
 
-:func:`merge` folds them into one span each: the process's own resource and name
-win, the kernel's exit status and resource usage win, the span ends at the
-latest end seen. A span with only a ``start`` record is *unfinished*: it gets
+:func:`merge` folds them into one span each: the process's own resource, name
+and resource usage win, the kernel's exit status wins (its resource usage is
+kept as the tree's), the span ends at the latest end seen. A span with only a ``start`` record is *unfinished*: it gets
 the end of its last descendant and an error status.
 
 The reader also accepts what other tools write: base64 ids (Tempo's JSON API),
@@ -36,13 +36,9 @@ if TYPE_CHECKING:
 RECORD_START = "start"
 RECORD_REAP = "reap"
 RECORD_WAITED = "waited"
-_KERNEL_KEYS = (
-    "process.exit.code",
-    "otel_run.process.signal",
-    "otel_run.process.cpu.user",
-    "otel_run.process.cpu.system",
-    "otel_run.process.max_rss",
-)
+_KERNEL_KEYS = ("process.exit.code", "otel_run.process.signal")
+"""What the reaper's view wins: how the process ended. Its resource usage is
+the tree's (``otel_run.process.cpu.tree.*``) and never replaces the process's own."""
 
 
 class FormatError(ValueError):
