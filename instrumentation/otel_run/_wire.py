@@ -223,28 +223,32 @@ def reaped_child_json(
     span_id: str,
     parent_id: str,
     argv: "list[str] | None",
-    pid: int,
+    pid: "int | None",
     start_ns: int,
     end_ns: int,
     exit_code: "int | None",
     signal_name: "str | None",
     rusage: "Any",
     record: str = RECORD_REAP,
+    name: "str | None" = None,
 ) -> str:
     """A child's process span as its parent saw it when it reaped it, as one
     ``ResourceSpans`` in JSON: pid, command, exit status and, from ``wait4``,
     CPU time and peak memory. ``argv`` None: a child whose command the reaper
-    does not know (the ``waited`` record)."""
-    attrs: dict[str, Any] = {"process.pid": pid}
-    resource = "[]"
-    name = ""
+    does not know (the ``waited`` record); ``pid`` None: one whose pid it does
+    not know (``os.system``'s shell)."""
+    attrs: dict[str, Any] = {"process.parent_pid": os.getpid()}
+    if pid is not None:
+        attrs["process.pid"] = pid
     if argv is not None:
         executable = os.path.basename(argv[0]) if argv else "process"
-        attrs["process.parent_pid"] = os.getpid()
         attrs["process.executable.name"] = executable
         attrs["process.command_args"] = redact_args(argv[:ARGS_MAX])
-        resource = attributes_json({"service.name": executable, "process.pid": pid})
-        name = command_name(argv)
+        name = name or command_name(argv)
+    else:
+        executable = "process"
+        name = name or ("process %d" % pid if pid is not None else "process")
+    resource = attributes_json({"service.name": executable, **({"process.pid": pid} if pid is not None else {})})
     status = (STATUS_UNSET, "")
     if exit_code is not None:
         attrs["process.exit.code"] = exit_code
@@ -259,7 +263,8 @@ def reaped_child_json(
         # parent's): the tree's, not the process's own
         attrs[CPU_TREE_USER] = round(rusage.ru_utime, 6)
         attrs[CPU_TREE_SYSTEM] = round(rusage.ru_stime, 6)
-        attrs[MAX_RSS_TREE] = rusage.ru_maxrss * 1024
+        if rusage.ru_maxrss:
+            attrs[MAX_RSS_TREE] = rusage.ru_maxrss * 1024
     attrs[RECORD_KEY] = record
     span = span_json(trace_id, span_id, parent_id, name, start_ns, end_ns, attrs, status=status)
     return resource_spans_json(resource, [span])

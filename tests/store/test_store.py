@@ -118,19 +118,23 @@ def test_start_only_span_is_unfinished_error_ending_with_its_last_descendant(tmp
     assert killed.end_ns == 70
 
 
-def test_waited_record_alone_is_dropped_and_completes_a_start(tmp_path: Path) -> None:
+def test_waited_record_completes_a_start_and_alone_is_a_process_seen_from_outside(tmp_path: Path) -> None:
     path = write(
         tmp_path / "t.jsonl",
         request("python", span(CHILD, ROOT, "worker", 10, 10, "start", **{"process.parent_pid": 1})),
         request("", span(CHILD, ROOT, "", 50, 50, "waited", **{"process.exit.code": 143})),
-        request("", span(GRAND, ROOT, "", 60, 60, "waited", **{"process.exit.code": 0})),
+        # a child killed before it wrote anything: its reaper's record is all there is, and it is kept
+        request("", span(GRAND, ROOT, "process 9", 60, 60, "waited", **{"process.exit.code": 0, "process.pid": 9})),
         request("otel-run", span(ROOT, None, "root", 0, 100)),
     )
     trace = load_trace_file(str(path))
-    assert set(trace.by_id) == {ROOT, CHILD}
+    assert set(trace.by_id) == {ROOT, CHILD, GRAND}
     worker = trace.by_id[CHILD]
     assert not worker.unfinished and worker.end_ns == 50
     assert worker.attributes["process.exit.code"] == 143 and worker.service == "python"
+    unseen = trace.by_id[GRAND]
+    assert unseen.name == "process 9" and unseen.parent is trace.by_id[ROOT]
+    assert "otel_run.record" not in unseen.attributes
 
 
 def test_exec_keeps_the_latest_complete_record(tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ class ProcessTotal:
             "exit_code": self.exit_code,
             "spans": self.spans,
             "unfinished": self.span.unfinished,
+            "seen_from_outside": self.span.seen_from_outside,
         }
 
 

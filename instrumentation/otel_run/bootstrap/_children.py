@@ -21,6 +21,7 @@ from time import time_ns
 from otel_run import _env
 from otel_run._wire import (
     RECORD_WAITED,
+    command_name,
     debug,
     derived_span_id,
     exit_status,
@@ -43,6 +44,10 @@ ORIGINAL_WAIT4 = os.wait4
 """``os.wait4`` before the bootstrap wrapped it (for reapers that record themselves)."""
 MANAGED_PIDS: "set[int]" = set()
 """Children whose span a more precise hook (``subprocess``) writes."""
+SPAWNED: "dict[int, tuple[str, int, str, list[str], str]]" = {}
+"""Children started by ``os.fork``/``os.forkpty``/``os.posix_spawn*``, by pid:
+(span id, start, parent span, command, span name), for the record written when
+one is reaped (a worker killed before it wrote its own span is still there)."""
 
 
 # ---------------------------------------------------------- the environment
@@ -107,6 +112,7 @@ def install(process: "Process") -> None:
         setattr(os, "_execvpe", _path_search_wrapper(process, execvpe, pending))  # noqa: B010 - private, maybe absent
     _wrap_wait(process)
     _register_fork(process)
+    _wrap_spawns(process)
 
 
 def _exec_wrapper(
@@ -216,10 +222,27 @@ def _waited(process: "Process", pid: int, status: int, rusage: "Any") -> None:
         process.ensure()
         now = time_ns()
         code, signal_name = exit_status(status)
-        span_id = derived_span_id(process.trace_id, process.pid, pid)
-        record = reaped_child_json(
-            process.trace_id, span_id, process.span_id, None, pid, now, now, code, signal_name, rusage, RECORD_WAITED
-        )
+        known = SPAWNED.pop(pid, None)
+        if known is not None:
+            span_id, start, parent_id, argv, name = known
+            record = reaped_child_json(
+                process.trace_id, span_id, parent_id, argv, pid, start, now, code, signal_name, rusage, name=name
+            )
+        else:
+            span_id = derived_span_id(process.trace_id, process.pid, pid)
+            record = reaped_child_json(
+                process.trace_id,
+                span_id,
+                process.span_id,
+                None,
+                pid,
+                now,
+                now,
+                code,
+                signal_name,
+                rusage,
+                RECORD_WAITED,
+            )
         process.writer.write(process.trace_id, '{"resourceSpans":[' + record + "]}")
     except Exception as exc:
         debug(f"recording the exit of {pid} failed: {exc!r}")
@@ -240,5 +263,115 @@ def _register_fork(process: "Process") -> None:
     def after_in_child() -> None:
         process.writer.after_fork()
         process.fork_pending = (forked[0] or time_ns(), forked[1] or process.span_id)
+        SPAWNED.clear()  # the parent's children are not ours
 
     os.register_at_fork(before=before, after_in_child=after_in_child)
+    for name in ("fork", "forkpty"):
+        original = getattr(os, name, None)
+        if original is not None:
+            setattr(os, name, _fork_wrapper(process, original, forked))
+
+
+def _fork_wrapper(process: "Process", original: "Callable[..., Any]", forked: "list[Any]") -> "Callable[..., Any]":
+    """Remember a forked child (when, under which span) for its reaper's record:
+    the child itself writes its span only at first use, or never if killed first."""
+
+    def fork_() -> "Any":
+        result = original()
+        pid = result if isinstance(result, int) else result[0]
+        if pid > 0:
+            try:
+                span_id = derived_span_id(process.trace_id, process.pid, pid)
+                name = process.name + " (fork)"
+                SPAWNED[pid] = (span_id, forked[0] or time_ns(), forked[1] or process.span_id, process.argv, name)
+            except Exception as exc:
+                debug(f"fork: {exc!r}")
+        return result
+
+    fork_.__name__ = original.__name__
+    fork_.__doc__ = original.__doc__
+    return fork_
+
+
+def _wrap_spawns(process: "Process") -> None:
+    """``os.posix_spawn``/``os.posix_spawnp`` (the child's environment carries
+    the trace) and ``os.system`` (its shell becomes a span)."""
+    for name in ("posix_spawn", "posix_spawnp"):
+        original = getattr(os, name, None)
+        if original is not None:
+            setattr(os, name, _posix_spawn_wrapper(process, original))
+    os.system = _system_wrapper(process, os.system)  # type: ignore[assignment]
+
+
+def _posix_spawn_wrapper(process: "Process", original: "Callable[..., Any]") -> "Callable[..., Any]":
+    def posix_spawn(path: "Any", argv: "Any", env: "Any", *args: "Any", **kwargs: "Any") -> "Any":
+        known = None
+        try:
+            hint = env.get(_env.OTEL_RUN_PROCESS, "") if hasattr(env, "get") else ""
+            if hint.split("-")[2:3] != [str(os.getpid())]:  # not prepared by a hook of ours (subprocess)
+                process.ensure()
+                span_id, parent_id, now = new_span_id(), process.current_span_id(), time_ns()
+                env = child_environment(process, env, span_id, parent_id, os.getpid(), "c", now)
+                command = [os.fsdecode(a) for a in argv]
+                known = (span_id, now, parent_id, command, command_name(command))
+        except Exception as exc:
+            debug(f"posix_spawn: {exc!r}")
+        pid = original(path, argv, env, *args, **kwargs)
+        if known is not None:
+            SPAWNED[pid] = known
+        return pid
+
+    posix_spawn.__name__ = original.__name__
+    posix_spawn.__doc__ = original.__doc__
+    return posix_spawn
+
+
+def _system_wrapper(process: "Process", original: "Callable[[Any], int]") -> "Callable[[Any], int]":
+    """``os.system`` forks, execs and waits in C, out of the other hooks' sight:
+    its shell becomes a process span (no pid: C keeps it) with the exit status
+    and the CPU its tree used, and the programs it runs nest under it."""
+
+    def system(command: "Any") -> int:
+        try:
+            process.ensure()
+            span_id, parent_id, start = new_span_id(), process.current_span_id(), time_ns()
+            import resource  # a C module: safe to load here, not paid at start-up
+
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            saved = os.environ.get(_env.TRACEPARENT)
+            os.environ[_env.TRACEPARENT] = traceparent(process.trace_id, span_id)
+        except Exception as exc:
+            debug(f"os.system: {exc!r}")
+            return original(command)
+        try:
+            status = original(command)
+        finally:
+            if saved is None:
+                os.environ.pop(_env.TRACEPARENT, None)
+            else:
+                os.environ[_env.TRACEPARENT] = saved
+        try:
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = _Usage(after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
+            code, signal_name = exit_status(status) if status >= 0 else (None, None)
+            argv = ["sh", "-c", os.fsdecode(command)]
+            record = reaped_child_json(
+                process.trace_id, span_id, parent_id, argv, None, start, time_ns(), code, signal_name, used
+            )
+            process.writer.write(process.trace_id, '{"resourceSpans":[' + record + "]}")
+        except Exception as exc:
+            debug(f"os.system: {exc!r}")
+        return status
+
+    system.__name__ = original.__name__
+    system.__doc__ = original.__doc__
+    return system
+
+
+class _Usage:
+    """The part of a ``struct rusage`` a record holds (a difference of two)."""
+
+    __slots__ = ("ru_maxrss", "ru_stime", "ru_utime")
+
+    def __init__(self, user: float, system: float) -> None:
+        self.ru_utime, self.ru_stime, self.ru_maxrss = user, system, 0

@@ -48,7 +48,13 @@ def _header(trace: Trace, run: Run | None, root: Span) -> Text:
         exit_code = run.exit_code
         if exit_code is not None:
             text.append(f"  exit {exit_code}", style="red" if exit_code else "green")
-    text.append(f"\n{_ms(root.duration_ns)} wall · {len(trace.spans)} spans · {len(trace.processes)} processes")
+    processes = trace.processes
+    outside = sum(1 for p in processes if p.seen_from_outside)
+    text.append(
+        f"\n{_ms(root.duration_ns)} wall · {_count(len(trace.spans), 'span')} · {_count(len(processes), 'process')}"
+    )
+    if outside:
+        text.append(f" ({outside} seen only by {'its' if outside == 1 else 'their'} parent)")
     errors = sum(1 for s in trace.spans if s.status_code == 2)
     if errors:
         text.append(f" · {errors} with errors", style="red")
@@ -311,6 +317,10 @@ def _ms(ns: int | None) -> str:
 
 def _s(value: Any) -> str:
     return f"{float(value):.3f} s" if isinstance(value, (int, float)) else ""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else ("es" if noun.endswith("s") else "s"))
 
 
 def _tree_differs(p: ProcessTotal) -> bool:

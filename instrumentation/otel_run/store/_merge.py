@@ -8,9 +8,9 @@ attribute ``otel_run.record``:
   with SIGKILL is not lost);
 * ``reap``: a parent's view of a child it reaped (exit status, CPU time and peak
   memory from ``wait4``), which is the whole span for a non-Python child;
-* ``waited``: a parent's ``os.waitpid`` of a child it did not spawn through
-  ``subprocess`` (a ``multiprocessing`` worker): exit status and end time only;
-  dropped when nothing else names that span;
+* ``waited``: a parent's ``os.waitpid`` of a child whose command it does not
+  know: pid, exit status, resource usage and end time; alone, it is the whole
+  span of a process that never wrote its own (a worker killed before it did);
 * no marker: a complete span (an ``exec`` ends the image's span; when the
   ``exec`` fails, the process writes another at its real end, which wins).
 
@@ -208,11 +208,7 @@ def merge(records: list[Span]) -> list[Span]:
     groups: dict[str, list[Span]] = {}
     for record in records:
         groups.setdefault(record.span_id, []).append(record)
-    spans = [
-        _merge_group(group) if len(group) > 1 else _single(group[0])
-        for group in groups.values()
-        if any(r.attributes.get(RECORD) != RECORD_WAITED for r in group)
-    ]
+    spans = [_merge_group(group) if len(group) > 1 else _single(group[0]) for group in groups.values()]
     _close_unfinished(spans)
     return spans
 

@@ -126,6 +126,14 @@ class Span:
         return self.scope_name == SCOPE and "process.parent_pid" in self.attributes
 
     @property
+    def seen_from_outside(self) -> bool:
+        """A process span written only by the process's parent (not a Python
+        process, or one killed before it wrote its own): pid, command, exit
+        status, the tree's resource usage — and whatever it started itself is
+        not in the trace unless it was Python."""
+        return self.is_process and not any(e.name == "python.started" for e in self.events)
+
+    @property
     def is_run(self) -> bool:
         return RUN_ID in self.attributes
 

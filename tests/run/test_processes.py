@@ -1,0 +1,105 @@
+"""Every process that existed is in the trace: counted independently with
+``strace -f`` (Debian's strace), for the ways Python starts processes."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import OTEL_RUN, PYTHON, Runner
+
+pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (apt-get install strace)")
+
+WORKLOADS = {
+    # every start method of multiprocessing, the pool ended by terminate()
+    "pool-fork": "pool('fork')",
+    "pool-spawn": "pool('spawn')",
+    "pool-forkserver": "pool('forkserver')",
+    # the shell and the Python it runs: both fork and exec in C, out of the Python hooks' sight
+    "os.system": "os.system(sys.executable + ' -c pass')",
+    "posix_spawn": "os.waitpid(os.posix_spawn('/bin/sh', ['sh', '-c', 'exit 3'], os.environ), 0)",
+    "posix_spawnp": "os.waitpid(os.posix_spawnp(sys.executable, [sys.executable, '-c', 'pass'], os.environ), 0)",
+    "fork-exec": "pid = os.fork()\nif pid == 0: os.execv('/bin/true', ['true'])\nos.waitpid(pid, 0)",
+    "fork-exit": "pid = os.fork()\nif pid == 0: os._exit(4)\nos.waitpid(pid, 0)",
+    "pipeline": "a = subprocess.Popen([sys.executable, '-c', 'print(1)'], stdout=subprocess.PIPE)\n"
+    "subprocess.run(['cat'], stdin=a.stdout, stdout=subprocess.DEVNULL); a.wait()",
+}
+
+PRELUDE = """\
+import multiprocessing, os, subprocess, sys
+
+def square(x):
+    return x * x
+
+def pool(method):
+    with multiprocessing.get_context(method).Pool(2) as workers:
+        workers.map(square, range(4))
+        workers.terminate()
+
+if __name__ == '__main__':
+"""
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_the_trace_has_every_process_strace_saw(runner: Runner, tmp_path: Path, workload: str) -> None:
+    script = tmp_path / "workload.py"
+    script.write_text(PRELUDE + textwrap.indent(WORKLOADS[workload], "    ") + "\n")
+    log = tmp_path / "strace.log"
+    strace = ["strace", "-f", "-qq", "-e", "trace=process", "-e", "signal=none", "-o", str(log)]
+    result = subprocess.run(
+        [*strace, OTEL_RUN, "-q", PYTHON, str(script)],
+        env=runner.env(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    seen = processes_in(log.read_text())
+    _, trace = runner.last()
+    traced = [s for s in trace.spans if s.is_process]
+    assert len(traced) == len(seen) - 1, (  # strace also sees otel-run itself
+        f"strace saw {len(seen) - 1} processes, the trace has {len(traced)}: "
+        + ", ".join(sorted(s.name for s in traced))
+    )
+    pids = {s.attributes.get("process.pid") for s in traced}
+    assert pids - {None} <= seen  # os.system's shell has no pid: C keeps it
+
+
+CREATE = re.compile(r"^(\d+)\s+(clone3?|v?fork)\((.*)")
+RESUMED = re.compile(r"^(\d+)\s+<\.\.\. (clone3?|v?fork) resumed>.*= (\d+)")
+
+
+def processes_in(log: str) -> set[int]:
+    """Pids of the processes (not threads) an ``strace -f -e trace=process`` log shows."""
+    first = int(log.split(None, 1)[0])
+    processes, pending = {first}, {}
+    for line in log.splitlines():
+        created = CREATE.match(line)
+        if created:
+            pid, _call, rest = created.groups()
+            thread = "CLONE_THREAD" in rest
+            done = re.search(r"\) = (\d+)$", rest)
+            if done:
+                if not thread:
+                    processes.add(int(done.group(1)))
+            else:
+                pending[pid] = thread
+            continue
+        resumed = RESUMED.match(line)
+        if resumed and not pending.pop(resumed.group(1), True):
+            processes.add(int(resumed.group(3)))
+    return processes
+
+
+def test_show_counts_the_processes_seen_only_by_their_parent(runner: Runner) -> None:
+    result = runner.run(PYTHON, "-c", "import subprocess; subprocess.run(['true']); subprocess.run(['sh', '-c', ':'])")
+    assert result.returncode == 0
+    shown = runner.trace_cli("show")
+    assert "3 processes (2 seen only by their parent)" in shown.stdout, shown.stdout[:500]
+    one_process = runner.run("true")
+    assert one_process.returncode == 0
+    assert "1 process (1 seen only by its parent)" in runner.trace_cli("show").stdout
