@@ -224,3 +224,21 @@ def test_ledger_is_plain_json_data(trace: Trace) -> None:
     data = ledger(trace)
     assert set(data) == {"round_trips", "servers", "llm", "subprocesses"}
     assert json.loads(json.dumps(data)) == data
+
+
+def test_processes_by_service_count_parallel_time_once() -> None:
+    worker = Resource({"service.name": "worker", "process.pid": 40})
+
+    def proc(span_id: str, start_ms: float, end_ms: float) -> Span:
+        made = span(span_id, None, span_id, start_ms, end_ms, worker, **{"process.parent_pid": 1})
+        made.scope_name = SCOPE  # a process span is otel-run's
+        return made
+
+    # three workers: two side by side for 0..10 and 5..15, one alone at 20..30
+    rows = subprocesses(Trace(T, [proc("a", 0, 10), proc("b", 5, 15), proc("c", 20, 30)]))
+    [row] = rows
+    assert row["count"] == 3 and row["wall_ms"] == 30
+    assert row["busy_ms"] == 25 and row["max_concurrent"] == 2
+    # one after another, touching: never two at once
+    [row] = subprocesses(Trace(T, [proc("a", 0, 10), proc("b", 10, 20)]))
+    assert row["busy_ms"] == 20 and row["max_concurrent"] == 1

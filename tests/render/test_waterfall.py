@@ -35,3 +35,15 @@ def test_nested_run_shows_only_its_own_subtree() -> None:
     assert "otel-run inner" in text and "work" in text and "label lbl" in text
     assert "otel-run outer" not in text.split("processes")[0]  # the waterfall holds the inner run only
     assert "1 with errors" in text
+
+
+def test_the_critical_path_has_one_row_per_span() -> None:
+    # root waits on a, which waits on b in the middle: the path is root, a, b, a, root
+    root = Span(T, "r" * 16, None, "root-span", start_ns=0, end_ns=100, attributes={"otel_run.run.id": "r"})
+    a = Span(T, "a" * 16, "r" * 16, "a-span", start_ns=10, end_ns=90)
+    b = Span(T, "b" * 16, "a" * 16, "b-span", start_ns=30, end_ns=60)
+    out = io.StringIO()
+    render(Trace(T, [root, a, b]), None, Console(file=out, width=120, color_system=None))
+    critical = out.getvalue().split("critical path")[1].split("top self time")[0]
+    assert [line.split()[0] for line in critical.strip().splitlines()[1:]] == ["root-span", "a-span", "b-span"]
+    assert "50 ms" not in critical and "20.0%" in critical  # root: 10 + 10 ns of 100, merged

@@ -219,24 +219,44 @@ def llm_calls(trace: Trace) -> list[dict[str, Any]]:
 
 
 def subprocesses(trace: Trace) -> list[dict[str, Any]]:
+    """Processes per service: how many, their summed wall time, the time at
+    least one was running (``busy_ms``: parallel processes are not summed
+    twice), how many ran at once at the most, and their start-up."""
     rows: dict[str, dict[str, Any]] = {}
+    intervals: dict[str, list[tuple[int, int]]] = {}
     for span in trace.spans:
         if not span.is_process:
             continue
         row = rows.setdefault(span.service, {"service": span.service, "count": 0, "wall_ms": 0.0, "startup_ms": []})
         row["count"] += 1
         row["wall_ms"] += span.duration_ns / 1e6
+        intervals.setdefault(span.service, []).append((span.start_ns, span.end_ns))
         started = next((e.time_ns for e in span.events if e.name == "python.started"), None)
         if started is not None and started >= span.start_ns:
             row["startup_ms"].append((started - span.start_ns) / 1e6)
     out = []
-    for row in rows.values():
+    for service, row in rows.items():
         startup = row.pop("startup_ms")
+        row["busy_ms"], row["max_concurrent"] = _busy(intervals[service])
         row["python"] = bool(startup)
         row["median_startup_ms"] = _median(startup) if startup else None
         row["total_startup_ms"] = sum(startup)
         out.append(row)
     return sorted(out, key=lambda r: (-r["count"], r["service"]))
+
+
+def _busy(intervals: list[tuple[int, int]]) -> tuple[float, int]:
+    """(ms covered by the union of the intervals, the most that overlap)."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    busy = running = most = 0
+    since = 0
+    for at, step in edges:  # an end sorts before a start at the same instant
+        if running and at > since:
+            busy += at - since
+        since = at
+        running += step
+        most = max(most, running)
+    return busy / 1e6, most
 
 
 def headline(trace: Trace) -> str:

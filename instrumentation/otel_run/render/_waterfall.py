@@ -239,13 +239,16 @@ def _boundaries(trace: Trace) -> list[Table]:
         tables.append(table)
     procs = [r for r in subprocesses(trace) if r["count"] > 1 or r["python"]]
     if procs:
-        table = _table("processes by service", "service", "count", "wall", "start-up (median)", "start-up (total)")
+        table = _table(
+            "processes by service", "service", "count", "busy", "at once", "start-up (median)", "start-up (total)"
+        )
         for r in procs:
             median = r["median_startup_ms"]
             table.add_row(
                 r["service"],
                 str(r["count"]),
-                _ms(r["wall_ms"] * 1e6),
+                _ms(r["busy_ms"] * 1e6),
+                str(r["max_concurrent"]),
                 _ms(median * 1e6) if median is not None else "",
                 _ms(r["total_startup_ms"] * 1e6) if r["python"] else "",
             )
@@ -282,7 +285,10 @@ def _critical(root: Span, colours: dict[str, str]) -> Group:
     table.add_column("service", no_wrap=True)
     table.add_column("on path", justify="right")
     table.add_column("share", justify="right")
+    on_path: dict[str, list[Any]] = {}  # one row per span: a span the path leaves and re-enters sums its segments
     for span, ns in path:
+        on_path.setdefault(span.span_id, [span, 0])[1] += ns
+    for span, ns in on_path.values():
         if ns * 200 < total:  # under 0.5 %: noise in this view
             continue
         table.add_row(
