@@ -58,6 +58,15 @@ CPU_TREE_USER = "otel_run.process.cpu.tree.user"
 CPU_TREE_SYSTEM = "otel_run.process.cpu.tree.system"
 MAX_RSS_TREE = "otel_run.process.max_rss.tree"
 
+SIGNAL_EXPECTED = "otel_run.process.signal.expected"
+"""The signal that ended a process came from its parent, which asked for it
+(``terminate()``, ``os.kill``): an ending the program chose, not an error."""
+
+EVENT_SIGNAL_SENT = "otel_run.signal.sent"
+"""An event on a process span: it sent a signal (``os.kill``) to ``process.pid``;
+a reader sees a process that died of it, reaped by another, as ended as asked."""
+SIGNALS_KEPT = 256
+
 NAME_MAX = 100
 ARGS_MAX = 64
 
@@ -231,12 +240,14 @@ def reaped_child_json(
     rusage: "Any",
     record: str = RECORD_REAP,
     name: "str | None" = None,
+    expected: bool = False,
 ) -> str:
     """A child's process span as its parent saw it when it reaped it, as one
     ``ResourceSpans`` in JSON: pid, command, exit status and, from ``wait4``,
     CPU time and peak memory. ``argv`` None: a child whose command the reaper
     does not know (the ``waited`` record); ``pid`` None: one whose pid it does
-    not know (``os.system``'s shell)."""
+    not know (``os.system``'s shell). ``expected``: the signal that ended it
+    was sent by this process (a pool's ``terminate()``), so it is no error."""
     attrs: dict[str, Any] = {"process.parent_pid": os.getpid()}
     if pid is not None:
         attrs["process.pid"] = pid
@@ -254,7 +265,10 @@ def reaped_child_json(
         attrs["process.exit.code"] = exit_code
         if signal_name:
             attrs["otel_run.process.signal"] = signal_name
-            status = (STATUS_ERROR, f"killed by {signal_name}")
+            if expected:
+                attrs[SIGNAL_EXPECTED] = True
+            else:
+                status = (STATUS_ERROR, f"killed by {signal_name}")
         elif exit_code:
             status = (STATUS_ERROR, f"exit code {exit_code}")
     if rusage is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import OTEL_RUN, PYTHON, Runner
+from tests.conftest import OTEL_RUN, PYTHON, Runner, one
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (apt-get install strace)")
 
@@ -103,3 +103,27 @@ def test_show_counts_the_processes_seen_only_by_their_parent(runner: Runner) -> 
     one_process = runner.run("true")
     assert one_process.returncode == 0
     assert "1 process (1 seen only by its parent)" in runner.trace_cli("show").stdout
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_workers_a_pool_terminates_are_not_failures(runner: Runner, tmp_path: Path, method: str) -> None:
+    script = tmp_path / "pool.py"
+    script.write_text(PRELUDE + f"    pool({method!r})\n")
+    assert runner.run(PYTHON, str(script)).returncode == 0
+    _, trace = runner.last()
+    assert not [s.name for s in trace.spans if s.status_code == 2]
+
+
+def test_a_signal_the_program_sent_is_an_ending_it_asked_for(runner: Runner) -> None:
+    code = (
+        "import subprocess\n"
+        "p = subprocess.Popen(['sleep', '30']); p.terminate(); p.wait()\n"  # asked for
+        "subprocess.run(['sh', '-c', 'kill -TERM $$'])\n"  # not asked for: it killed itself
+    )
+    assert runner.run(PYTHON, "-c", code).returncode == 0
+    _, trace = runner.last()
+    sleep = one(trace, lambda s: s.is_process and s.name == "sleep 30")
+    sh = one(trace, lambda s: s.is_process and s.name.startswith("sh -c"))
+    assert sleep.attributes["otel_run.process.signal"] == sh.attributes["otel_run.process.signal"] == "SIGTERM"
+    assert sleep.status_code != 2 and sleep.attributes["otel_run.process.signal.expected"] is True
+    assert sh.status_code == 2 and "otel_run.process.signal.expected" not in sh.attributes

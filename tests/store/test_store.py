@@ -237,3 +237,26 @@ def test_find_run_by_prefix_trace_and_last(tmp_path: Path) -> None:
         store.find_run("zzzz")
     with pytest.raises(StoreError, match="no runs stored yet"):
         Store(str(tmp_path / "empty")).find_run()
+
+
+def test_a_process_killed_by_a_signal_another_process_of_the_trace_sent_is_no_error(tmp_path: Path) -> None:
+    main = span(ROOT, None, "main", 0, 100)
+    main["events"] = [
+        {
+            "timeUnixNano": "40",
+            "name": "otel_run.signal.sent",
+            "attributes": [
+                {"key": "process.pid", "value": {"intValue": "77"}},
+                {"key": "otel_run.process.signal", "value": {"stringValue": "SIGTERM"}},
+            ],
+        }
+    ]
+    worker = {"process.pid": 77, "otel_run.process.signal": "SIGTERM", "process.exit.code": 143}
+    stranger = {"process.pid": 78, "otel_run.process.signal": "SIGTERM", "process.exit.code": 143}
+    killed = [span(CHILD, ROOT, "worker", 10, 50, "waited", **worker), span(GRAND, ROOT, "other", 10, 50, **stranger)]
+    for s in killed:
+        s["status"] = {"code": 2, "message": "killed by SIGTERM"}
+    trace = load_trace_file(str(write(tmp_path / "t.jsonl", request("x", main, *killed))))
+    asked, other = trace.by_id[CHILD], trace.by_id[GRAND]
+    assert asked.status_code == 0 and asked.attributes["otel_run.process.signal.expected"] is True
+    assert other.status_code == 2  # nobody in the trace sent it

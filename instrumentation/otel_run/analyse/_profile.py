@@ -18,16 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from otel_run._wire import RECORD_REAP, RECORD_START, RECORD_WAITED
 from otel_run.analyse._paths import ORPHANS, ROOT, SEP, Normalizer
-from otel_run.store._merge import (
-    RECORD_REAP,
-    RECORD_START,
-    RECORD_WAITED,
-    FormatError,
-    decode_id,
-    decode_value,
-    iter_batches,
-)
+from otel_run.store._merge import FormatError, decode_id, decode_value, iter_batches
 from otel_run.store._model import RECORD, RUN_ID, Trace
 
 BYTES_ATTRIBUTES = ("http.request.body.size", "http.response.body.size")

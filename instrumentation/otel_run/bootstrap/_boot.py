@@ -33,10 +33,12 @@ from otel_run._wire import (
     CPU_CHILDREN_USER,
     CPU_SYSTEM,
     CPU_USER,
+    EVENT_SIGNAL_SENT,
     MAX_RSS,
     OTEL_RUN_SCOPE,
     RECORD_KEY,
     RECORD_START,
+    SIGNALS_KEPT,
     STATUS_ERROR,
     STATUS_UNSET,
     SpanWriter,
@@ -50,6 +52,7 @@ from otel_run._wire import (
     parse_resource_attributes,
     parse_traceparent,
     request_json,
+    signal_name,
     span_json,
     traceparent,
 )
@@ -85,6 +88,7 @@ class Process:
         self.fork_parent: str | None = None
         self.exit_callbacks: list[Callable[[], None]] = []
         self.fork_callbacks: list[Callable[[], None]] = []
+        self.signals_sent: list[tuple[int, int, int]] = []  # (when, pid, signal) of os.kill, for the readers
         self.resource: dict[str, Any] = {}
         self.resource_json = "[]"
         self.argv: list[str] = []
@@ -184,6 +188,10 @@ class Process:
             if exit_code != 0:
                 status = (STATUS_ERROR, f"exit code {exit_code}")
             events.append(("python.exit", now, {}))
+        for when, pid, signum in self.signals_sent[:SIGNALS_KEPT]:
+            events.append(
+                (EVENT_SIGNAL_SENT, when, {"process.pid": pid, "otel_run.process.signal": signal_name(signum)})
+            )
         times = os.times()
         attrs[CPU_USER] = round(times.user, 6)
         attrs[CPU_SYSTEM] = round(times.system, 6)
@@ -240,6 +248,7 @@ class Process:
         self.finished = False
         self.exit_status = None
         self.exception = None
+        self.signals_sent = []
         self.resource["process.pid"] = self.pid
         self.resource_json = attributes_json(self.resource)
         self.name = self.name + " (fork)"

@@ -20,7 +20,9 @@ from time import time_ns
 
 from otel_run import _env
 from otel_run._wire import (
+    RECORD_REAP,
     RECORD_WAITED,
+    SIGNALS_KEPT,
     command_name,
     debug,
     derived_span_id,
@@ -44,6 +46,9 @@ ORIGINAL_WAIT4 = os.wait4
 """``os.wait4`` before the bootstrap wrapped it (for reapers that record themselves)."""
 MANAGED_PIDS: "set[int]" = set()
 """Children whose span a more precise hook (``subprocess``) writes."""
+SIGNALLED: "dict[int, int]" = {}
+"""The last signal this process sent to each pid (``os.kill``): a child it ends
+with it ended as asked (:data:`otel_run._wire.SIGNAL_EXPECTED`)."""
 SPAWNED: "dict[int, tuple[str, int, str, list[str], str]]" = {}
 """Children started by ``os.fork``/``os.forkpty``/``os.posix_spawn*``, by pid:
 (span id, start, parent span, command, span name), for the record written when
@@ -111,6 +116,7 @@ def install(process: "Process") -> None:
     if execvpe is not None:
         setattr(os, "_execvpe", _path_search_wrapper(process, execvpe, pending))  # noqa: B010 - private, maybe absent
     _wrap_wait(process)
+    _wrap_kill(process)
     _register_fork(process)
     _wrap_spawns(process)
 
@@ -213,7 +219,8 @@ def _wrap_wait(process: "Process") -> None:
 
 
 def _waited(process: "Process", pid: int, status: int, rusage: "Any") -> None:
-    """A child was reaped: record its exit under the span id it derived."""
+    """A child was reaped: record its exit, under the span id we gave it when we
+    started it, else under the one it derived."""
     if pid in MANAGED_PIDS:
         return
     try:
@@ -222,30 +229,55 @@ def _waited(process: "Process", pid: int, status: int, rusage: "Any") -> None:
         process.ensure()
         now = time_ns()
         code, signal_name = exit_status(status)
+        asked = ended_as_asked(pid, status)
         known = SPAWNED.pop(pid, None)
+        record_kind, name, argv = RECORD_WAITED, None, None
         if known is not None:
             span_id, start, parent_id, argv, name = known
-            record = reaped_child_json(
-                process.trace_id, span_id, parent_id, argv, pid, start, now, code, signal_name, rusage, name=name
-            )
+            record_kind = RECORD_REAP
         else:
             span_id = derived_span_id(process.trace_id, process.pid, pid)
-            record = reaped_child_json(
-                process.trace_id,
-                span_id,
-                process.span_id,
-                None,
-                pid,
-                now,
-                now,
-                code,
-                signal_name,
-                rusage,
-                RECORD_WAITED,
-            )
+            start, parent_id = now, process.span_id
+        record = reaped_child_json(
+            process.trace_id,
+            span_id,
+            parent_id,
+            argv,
+            pid,
+            start,
+            now,
+            code,
+            signal_name,
+            rusage,
+            record_kind,
+            name=name,
+            expected=asked,
+        )
         process.writer.write(process.trace_id, '{"resourceSpans":[' + record + "]}")
     except Exception as exc:
         debug(f"recording the exit of {pid} failed: {exc!r}")
+
+
+def ended_as_asked(pid: int, status: int) -> bool:
+    """Whether a reaped child died of the signal this process last sent it."""
+    sent = SIGNALLED.pop(pid, None)
+    return sent is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == sent
+
+
+def _wrap_kill(process: "Process") -> None:
+    original = os.kill
+
+    def kill(pid: int, signal: int) -> None:
+        original(pid, signal)
+        if pid > 0 and signal:
+            if len(SIGNALLED) >= 4096:
+                SIGNALLED.clear()
+            SIGNALLED[pid] = int(signal)
+            if len(process.signals_sent) < SIGNALS_KEPT:  # for a process someone else reaps (a forkserver's worker)
+                process.signals_sent.append((time_ns(), pid, int(signal)))
+
+    kill.__name__, kill.__doc__ = original.__name__, original.__doc__
+    os.kill = kill
 
 
 def _register_fork(process: "Process") -> None:
@@ -264,6 +296,7 @@ def _register_fork(process: "Process") -> None:
         process.writer.after_fork()
         process.fork_pending = (forked[0] or time_ns(), forked[1] or process.span_id)
         SPAWNED.clear()  # the parent's children are not ours
+        SIGNALLED.clear()
 
     os.register_at_fork(before=before, after_in_child=after_in_child)
     for name in ("fork", "forkpty"):

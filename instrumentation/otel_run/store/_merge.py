@@ -26,6 +26,7 @@ JSON numbers or strings.
 
 from __future__ import annotations
 
+from otel_run._wire import EVENT_SIGNAL_SENT, RECORD_REAP, RECORD_START, RECORD_WAITED, SIGNAL_EXPECTED
 from otel_run.store._model import RECORD, UNFINISHED, Event, Link, Resource, Span
 
 TYPE_CHECKING = False  # keep ``typing`` out of otel-run's start-up
@@ -33,9 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-RECORD_START = "start"
-RECORD_REAP = "reap"
-RECORD_WAITED = "waited"
+SIGNAL = "otel_run.process.signal"
 _KERNEL_KEYS = ("process.exit.code", "otel_run.process.signal")
 """What the reaper's view wins: how the process ended. Its resource usage is
 the tree's (``otel_run.process.cpu.tree.*``) and never replaces the process's own."""
@@ -210,7 +209,27 @@ def merge(records: list[Span]) -> list[Span]:
         groups.setdefault(record.span_id, []).append(record)
     spans = [_merge_group(group) if len(group) > 1 else _single(group[0]) for group in groups.values()]
     _close_unfinished(spans)
+    _ended_as_asked(spans)
     return spans
+
+
+def _ended_as_asked(spans: list[Span]) -> None:
+    """A process killed by a signal that a process of the trace sent it (a
+    pool's ``terminate()`` from the main process, a forkserver reaping the
+    worker) ended as the program asked: no error."""
+    sent = {
+        (e.attributes.get("process.pid"), e.attributes.get(SIGNAL))
+        for s in spans
+        for e in s.events
+        if e.name == EVENT_SIGNAL_SENT
+    }
+    if not sent:
+        return
+    for span in spans:
+        attrs = span.attributes
+        if span.status_code == 2 and SIGNAL in attrs and (attrs.get("process.pid"), attrs[SIGNAL]) in sent:
+            span.status_code, span.status_message = 0, ""
+            attrs[SIGNAL_EXPECTED] = True
 
 
 def _single(span: Span) -> Span:
