@@ -82,6 +82,9 @@ otel-run's own variables:
 ``OTEL_RUN_INSTRUMENTATIONS``
     Comma-separated opt-in instrumentations that are off by default because
     they are costly where they are not wanted (``sqlite3``: every query a span).
+``PYTEST_XDIST_WORKER``
+    Set by pytest-xdist in each worker (``gw0``, ``gw1``, ...): the worker's
+    process span is named after it (its command line is the same for all).
 ``XDG_DATA_HOME`` / ``HOME``
     Locate the default store.
 ``COLUMNS``
@@ -134,6 +137,7 @@ GITHUB_SERVER_URL = "GITHUB_SERVER_URL"
 GITHUB_REF_NAME = "GITHUB_REF_NAME"
 GITHUB_SHA = "GITHUB_SHA"
 
+PYTEST_XDIST_WORKER = "PYTEST_XDIST_WORKER"
 XDG_DATA_HOME = "XDG_DATA_HOME"
 COLUMNS = "COLUMNS"
 OPENAI_API_KEY = "OPENAI_API_KEY"

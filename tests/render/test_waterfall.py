@@ -1,11 +1,20 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
 
+import pytest
+from rich.cells import cell_len
 from rich.console import Console
 
-from otel_run.render._waterfall import render
+from otel_run.render._waterfall import _ms, render
 from otel_run.store._model import Resource, Span, Trace
+from tests.conftest import OTEL_TRACE, PYTHON, Runner, wait_for
 
 T = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -47,3 +56,54 @@ def test_the_critical_path_has_one_row_per_span() -> None:
     critical = out.getvalue().split("critical path")[1].split("top self time")[0]
     assert [line.split()[0] for line in critical.strip().splitlines()[1:]] == ["root-span", "a-span", "b-span"]
     assert "50 ms" not in critical and "20.0%" in critical  # root: 10 + 10 ns of 100, merged
+
+
+# ------------------------------------------------------- in a real terminal
+
+WIDTHS = (80, 100)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+def test_show_of_a_pytest_xdist_run_fits_80_and_100_columns_without_a_cut_number(
+    runner: Runner, tmp_path: Path
+) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for i in range(4):
+        (suite / f"test_{i}.py").write_text(f"def test_{i}():\n    assert sum(range({i} * 1000)) >= 0\n")
+    pytest_run = runner.run(PYTHON, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider", str(suite))
+    assert pytest_run.returncode == 0, pytest_run.stdout.decode()[-2000:]
+    data = json.loads(runner.trace_cli("show", "--format", "json").stdout)
+    workers = [p for p in data["processes"] if p["name"].startswith("pytest-xdist gw")]
+    assert len(workers) == 2, [p["name"] for p in data["processes"]]
+    for width in WIDTHS:
+        screen = _tmux_screen(runner, width, tmp_path)
+        lines = [line.rstrip() for line in screen.splitlines()]
+        assert max(cell_len(line) for line in lines) <= width
+        table = lines[lines.index("processes") + 2 :]
+        for process in data["processes"]:
+            [row] = [line for line in table if line.split()[:1] == [str(process["pid"])]]
+            # every number of the row is whole: the wall time and the exit status at least
+            assert _ms(process["wall_ms"] * 1e6) in row, (width, row)
+            assert row.split()[-1] == str(process["exit_code"]), (width, row)
+        assert "gw0" in screen and "gw1" in screen  # the workers are told apart
+
+
+def _tmux_screen(runner: Runner, width: int, tmp_path: Path) -> str:
+    """``otel-trace show`` in a detached tmux pane ``width`` columns wide, as the pane shows it."""
+    session = f"otel-run-test-{width}-{os.getpid()}"
+    done = tmp_path / f"done-{width}"
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in runner.env().items() if k in ("OTEL_RUN_STORE", "PATH"))
+    command = f"env -u COLUMNS {env} {shlex.quote(OTEL_TRACE)} show; touch {shlex.quote(str(done))}; sleep 600"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", "400", command], check=True)
+    try:
+        wait_for(done.exists, 60, "otel-trace show in tmux")
+        captured = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-J", "-S", "-", "-E", "-", "-t", session],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return captured.stdout.rstrip("\n")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)

@@ -173,7 +173,12 @@ class Process:
             except Exception as exc:
                 debug(f"exit callback failed: {exc!r}")
         now = time_ns()
+        worker = os.environ.get(_env.PYTEST_XDIST_WORKER)  # set by pytest-xdist once the worker runs
+        if worker:
+            self.name = "pytest-xdist " + worker
         attrs = self.span_attributes()
+        if worker:
+            attrs["otel_run.pytest.xdist_worker"] = worker
         events: list[tuple[str, int, Mapping[str, Any]]] = [("python.started", self.boot_ns, {})]
         status = (STATUS_UNSET, "")
         if self.exception is not None:

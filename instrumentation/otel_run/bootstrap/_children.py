@@ -184,6 +184,8 @@ def _end_before_exec(process: "Process", args: "Any") -> str:
     process.ensure()
     hint = f"{new_span_id()}-{process.span_id}-{process.pid}-x-{time_ns()}"
     process.exec_args = [os.fsdecode(a) for a in args]
+    if process.fork_parent is not None and process.name.endswith(" (fork)"):
+        process.name = command_name(process.exec_args)  # fork + exec: the child is the program it runs
     process.finish()
     return hint
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -27,12 +27,13 @@ def render(trace: Trace, run: Run | None, console: Console, *, max_rows: int = 6
     console.print(_header(trace, run, root))
     for warning in trace.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))
-    console.print(_waterfall(trace, root, colours, console.width, max_rows))
-    console.print(_processes(trace, colours))
-    for table in _boundaries(trace):
+    width = console.width
+    console.print(_waterfall(trace, root, colours, width, max_rows))
+    console.print(_processes(trace, colours, width))
+    for table in _boundaries(trace, width):
         console.print(table)
-    console.print(_critical(root, colours))
-    console.print(_top(trace, colours, top))
+    console.print(_critical(root, colours, width))
+    console.print(_top(trace, colours, top, width))
 
 
 def _header(trace: Trace, run: Run | None, root: Span) -> Text:
@@ -65,22 +66,28 @@ def _waterfall(trace: Trace, root: Span, colours: dict[str, str], width: int, ma
     rows = _rows(trace, root)
     t0 = min(span.start_ns for _, span in rows)
     total = max(1, max(span.end_ns for _, span in rows) - t0)
-    bar_width = max(10, min(50, width - 70))
-    table = Table(title="waterfall", title_justify="left", box=None, pad_edge=False, show_header=True)
-    table.add_column("span", no_wrap=True, overflow="ellipsis", max_width=max(30, width - bar_width - 30))
-    table.add_column("service", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    for prefix, span in rows[:max_rows]:
+    shown = rows[:max_rows]
+    cells = []
+    for prefix, span in shown:
         name = Text(prefix)
         name.append(span.name, style="red" if span.status_code == 2 else ("bold" if span.is_process else ""))
         if span.unfinished:
             name.append(" (unfinished)", style="red")
-        bar = _bar(span, t0, total, bar_width, colours[span.service])
-        table.add_row(name, Text(span.service, style=colours[span.service]), _ms(span.duration_ns), bar)
+        cells.append([name, Text(span.service, style=colours[span.service]), _ms(span.duration_ns)])
+    # the bar takes what the names leave, between 10 and 50 columns; none below 10
+    names = max([4] + [_cell_len(c[0]) for c in cells])
+    fixed = max([8] + [_cell_len(c[2]) for c in cells]) + min(16, max([7] + [_cell_len(c[1]) for c in cells]))
+    bar_width = min(50, width - min(names, 40) - fixed - 6)
+    columns = [_Col("span", name=True), _Col("service", 3, name=True), _Col("duration")]
+    if bar_width >= 10:
+        columns.append(_Col("", 2))
+        for cell, (_, span) in zip(cells, shown, strict=True):
+            cell.append(_bar(span, t0, total, bar_width, colours[span.service]))
     if len(rows) > max_rows:
-        table.add_row(Text(f"… {len(rows) - max_rows} more spans (--all shows them)", style="dim"), "", "", "")
-    return table
+        cells.append([Text(f"… {len(rows) - max_rows} more spans (--all shows them)", style="dim"), "", ""])
+        if bar_width >= 10:
+            cells[-1].append("")
+    return _fitted("waterfall", width, columns, cells)
 
 
 def _rows(trace: Trace, root: Span) -> list[tuple[str, Span]]:
@@ -96,7 +103,17 @@ def _rows(trace: Trace, root: Span) -> list[tuple[str, Span]]:
 
     for top in tops:
         visit(top, "", True, True)
-    return out
+    # processes that share a name (pool workers, test runners) are told apart by pid
+    names: dict[str, int] = {}
+    for _, span in out:
+        if span.is_process:
+            names[span.name] = names.get(span.name, 0) + 1
+    return [(prefix + (_pid(span) if span.is_process and names[span.name] > 1 else ""), span) for prefix, span in out]
+
+
+def _pid(span: Span) -> str:
+    pid = span.attributes.get("process.pid")
+    return f"[{pid}] " if pid else ""
 
 
 def _bar(span: Span, t0: int, total: int, width: int, colour: str) -> Text:
@@ -107,75 +124,69 @@ def _bar(span: Span, t0: int, total: int, width: int, colour: str) -> Text:
     return Text(" " * start + "█" * length + " " * (width - start - length), style=colour)
 
 
-def _processes(trace: Trace, colours: dict[str, str]) -> Table:
+def _processes(trace: Trace, colours: dict[str, str], width: int) -> Table:
     totals = process_totals(trace)
     # CPU with the descendants a process waited for, where that differs from its own
     with_tree = any(_tree_differs(p) for p in totals)
-    table = Table(title="processes", title_justify="left", box=None, pad_edge=False)
-    for col, justify in (
-        ("pid", "right"),
-        ("process", "left"),
-        ("service", "left"),
-        ("wall", "right"),
-        ("start-up", "right"),
-        ("cpu user", "right"),
-        ("cpu sys", "right"),
-        *((("cpu +desc.", "right"),) if with_tree else ()),
-        ("max rss", "right"),
-        ("spans", "right"),
-        ("exit", "right"),
-    ):
-        table.add_column(
-            col,
-            justify=justify,  # type: ignore[arg-type]
-            no_wrap=True,
-            overflow="ellipsis",
-            max_width=40 if col == "process" else None,
-        )
+    columns = [
+        _Col("pid"),
+        _Col("process", name=True, least=24),
+        _Col("service", 6, name=True),
+        _Col("wall"),
+        _Col("start-up", 4),
+        _Col("cpu user", 1),
+        _Col("cpu sys", 5),
+        *([_Col("cpu +desc.", 7)] if with_tree else []),
+        _Col("max rss", 3),
+        _Col("spans", 8),
+        _Col("exit"),
+    ]
+    rows = []
     for p in totals:
         tree = (p.cpu_tree_user or 0.0) + (p.cpu_tree_system or 0.0)
-        table.add_row(
-            str(p.pid or ""),
-            Text("  " * p.depth + p.name, style="red" if p.span.status_code == 2 else ""),
-            Text(p.service, style=colours.get(p.service, "")),
-            _ms(p.wall_ns),
-            _ms(p.startup_ns) if p.startup_ns is not None else "",
-            _s(p.cpu_user),
-            _s(p.cpu_system),
-            *((_s(tree) if _tree_differs(p) else "",) if with_tree else ()),
-            # seen only by its reaper: wait4's peak is an upper bound (descendants, the image before exec)
-            _mib(p.max_rss) if p.max_rss else ("≤ " + _mib(p.max_rss_tree) if p.max_rss_tree else ""),
-            str(p.spans),
-            "?" if p.span.unfinished else str(p.exit_code if p.exit_code is not None else ""),
+        rows.append(
+            [
+                str(p.pid or ""),
+                Text("  " * p.depth + p.name, style="red" if p.span.status_code == 2 else ""),
+                Text(p.service, style=colours.get(p.service, "")),
+                _ms(p.wall_ns),
+                _ms(p.startup_ns) if p.startup_ns is not None else "",
+                _s(p.cpu_user),
+                _s(p.cpu_system),
+                *([_s(tree) if _tree_differs(p) else ""] if with_tree else []),
+                # seen only by its reaper: wait4's peak is an upper bound (descendants, the image before exec)
+                _mib(p.max_rss) if p.max_rss else ("≤ " + _mib(p.max_rss_tree) if p.max_rss_tree else ""),
+                str(p.spans),
+                "?" if p.span.unfinished else str(p.exit_code if p.exit_code is not None else ""),
+            ]
         )
-    return table
+    return _fitted("processes", width, columns, rows)
 
 
-def _boundaries(trace: Trace) -> list[Table]:
+def _boundaries(trace: Trace, width: int) -> list[Table]:
     """The boundary ledger (analyse._ledger) as tables; empty parts are left out."""
     from otel_run.analyse._ledger import llm_calls, round_trips, servers, subprocesses
 
     tables = []
     trips = round_trips(trace)
     if trips:
-        table = _table(
-            "HTTP round-trips",
-            "caller",
-            "endpoint",
-            "server",
-            "calls",
-            "total",
-            "median",
-            "up",
-            "down",
-            "ser.",
-            "deser.",
-            "new conn",
-            "connect",
-            "errors",
-        )
-        for r in trips:
-            table.add_row(
+        columns = [
+            _Col("caller", 3, name=True),
+            _Col("endpoint", name=True),
+            _Col("server", 4, name=True),
+            _Col("calls"),
+            _Col("total", 1),
+            _Col("median", 2),
+            _Col("up", 5),
+            _Col("down", 5),
+            _Col("ser.", 8),
+            _Col("deser.", 8),
+            _Col("new conn", 6),
+            _Col("connect", 7),
+            _Col("errors", 6),
+        ]
+        rows = [
+            [
                 r["caller"],
                 r["endpoint"],
                 r["server"] + (" (internet)" if r["internet"] else ""),
@@ -189,84 +200,94 @@ def _boundaries(trace: Trace) -> list[Table]:
                 f"{r['new_connections']}/{r['calls']}",
                 _ms(r["connect_ms"] * 1e6),
                 str(r["errors"] or ""),
-            )
-        tables.append(table)
+            ]
+            for r in trips
+        ]
+        tables.append(_fitted("HTTP round-trips", width, columns, rows))
     server = servers(trace)
     if server:
-        table = _table(
-            "server side",
-            "service",
-            "route",
-            "requests",
-            "total",
-            "LLM",
-            "overhead",
-            "deser.",
-            "prompt",
-            "parse",
-            "db",
-            "ser.",
-        )
-        for r in server:
-            table.add_row(
+        columns = [
+            _Col("service", 3, name=True),
+            _Col("route", name=True),
+            _Col("requests"),
+            _Col("total", 1),
+            _Col("LLM", 2),
+            _Col("overhead", 2),
+            _Col("deser.", 7),
+            _Col("prompt", 6),
+            _Col("parse", 7),
+            _Col("db", 6),
+            _Col("ser.", 7),
+        ]
+        rows = [
+            [
                 r["service"],
                 r["route"],
                 str(r["requests"]),
-                _ms(r["total_ms"] * 1e6),
-                _ms(r["llm_ms"] * 1e6),
-                _ms(r["overhead_ms"] * 1e6),
-                _ms(r["deserialize_ms"] * 1e6),
-                _ms(r["prompt_ms"] * 1e6),
-                _ms(r["parse_ms"] * 1e6),
-                _ms(r["db_ms"] * 1e6),
-                _ms(r["serialize_ms"] * 1e6),
-            )
-        tables.append(table)
+                *(
+                    _ms(r[key] * 1e6)
+                    for key in (
+                        "total_ms",
+                        "llm_ms",
+                        "overhead_ms",
+                        "deserialize_ms",
+                        "prompt_ms",
+                        "parse_ms",
+                        "db_ms",
+                        "serialize_ms",
+                    )
+                ),
+            ]
+            for r in server
+        ]
+        tables.append(_fitted("server side", width, columns, rows))
     llm = llm_calls(trace)
     if llm:
-        table = _table("LLM calls", "service", "model", "calls", "total", "tokens in", "tokens out", "first token")
-        for r in llm:
-            ttft = r["median_ttft_ms"]
-            table.add_row(
+        columns = [
+            _Col("service", 3, name=True),
+            _Col("model", name=True),
+            _Col("calls"),
+            _Col("total", 1),
+            _Col("tokens in", 4),
+            _Col("tokens out", 4),
+            _Col("first token", 5),
+        ]
+        rows = [
+            [
                 r["service"],
                 r["model"],
                 str(r["calls"]),
                 _ms(r["total_ms"] * 1e6),
                 str(r["input_tokens"]),
                 str(r["output_tokens"]),
-                _ms(ttft * 1e6) if ttft is not None else "",
-            )
-        tables.append(table)
+                _ms(r["median_ttft_ms"] * 1e6) if r["median_ttft_ms"] is not None else "",
+            ]
+            for r in llm
+        ]
+        tables.append(_fitted("LLM calls", width, columns, rows))
     procs = [r for r in subprocesses(trace) if r["count"] > 1 or r["python"]]
     if procs:
-        table = _table(
-            "processes by service", "service", "count", "busy", "at once", "start-up (median)", "start-up (total)"
-        )
-        for r in procs:
-            median = r["median_startup_ms"]
-            table.add_row(
+        columns = [
+            _Col("service", name=True),
+            _Col("count"),
+            _Col("busy", 1),
+            _Col("at once", 2),
+            _Col("start-up (median)", 3),
+            _Col("start-up (total)", 4),
+        ]
+        rows = [
+            [
                 r["service"],
                 str(r["count"]),
                 _ms(r["busy_ms"] * 1e6),
                 str(r["max_concurrent"]),
-                _ms(median * 1e6) if median is not None else "",
+                _ms(r["median_startup_ms"] * 1e6) if r["median_startup_ms"] is not None else "",
                 _ms(r["total_startup_ms"] * 1e6) if r["python"] else "",
-            )
-        tables.append(table)
+            ]
+            for r in procs
+        ]
+        tables.append(_fitted("processes by service", width, columns, rows))
     return tables
-
-
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    for i, column in enumerate(columns):
-        table.add_column(
-            column,
-            justify="left" if i < 3 else "right",
-            no_wrap=True,
-            overflow="ellipsis",
-            max_width=44 if i < 3 else None,
-        )
-    return table
 
 
 def _size(count: int) -> str:
@@ -277,37 +298,94 @@ def _size(count: int) -> str:
     return f"{count / 1048576:.1f} MiB"
 
 
-def _critical(root: Span, colours: dict[str, str]) -> Group:
+def _critical(root: Span, colours: dict[str, str], width: int) -> Table:
     path = critical_path(root)
     total = max(1, root.duration_ns)
-    table = Table(title="critical path", title_justify="left", box=None, pad_edge=False)
-    table.add_column("span", no_wrap=True, overflow="ellipsis", max_width=60)
-    table.add_column("service", no_wrap=True)
-    table.add_column("on path", justify="right")
-    table.add_column("share", justify="right")
     on_path: dict[str, list[Any]] = {}  # one row per span: a span the path leaves and re-enters sums its segments
     for span, ns in path:
         on_path.setdefault(span.span_id, [span, 0])[1] += ns
-    for span, ns in on_path.values():
-        if ns * 200 < total:  # under 0.5 %: noise in this view
-            continue
-        table.add_row(
-            span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns), f"{100 * ns / total:.1f}%"
-        )
-    return Group(table)
+    rows = [
+        [span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns), f"{100 * ns / total:.1f}%"]
+        for span, ns in on_path.values()
+        if ns * 200 >= total  # under 0.5 %: noise in this view
+    ]
+    columns = [_Col("span", name=True), _Col("service", 3, name=True), _Col("on path"), _Col("share", 1)]
+    return _fitted("critical path", width, columns, rows)
 
 
-def _top(trace: Trace, colours: dict[str, str], top: int) -> Table:
-    table = Table(title="top self time", title_justify="left", box=None, pad_edge=False)
-    table.add_column("span", no_wrap=True, overflow="ellipsis", max_width=60)
-    table.add_column("service", no_wrap=True)
-    table.add_column("self", justify="right")
-    table.add_column("total", justify="right")
-    for span, ns in top_self_time(trace, top):
-        table.add_row(
-            span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns), _ms(span.duration_ns)
-        )
+def _top(trace: Trace, colours: dict[str, str], top: int, width: int) -> Table:
+    rows = [
+        [span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns), _ms(span.duration_ns)]
+        for span, ns in top_self_time(trace, top)
+    ]
+    columns = [_Col("span", name=True), _Col("service", 3, name=True), _Col("self"), _Col("total", 1)]
+    return _fitted("top self time", width, columns, rows)
+
+
+# ------------------------------------------------------------ fitting a table
+
+
+class _Col:
+    """A column: numbers are never cut (a column that does not fit is left out,
+    the least important first); names shrink, with an ellipsis."""
+
+    __slots__ = ("header", "justify", "least", "name", "priority")
+
+    def __init__(self, header: str, priority: int = 0, *, name: bool = False, least: int = 12) -> None:
+        self.header = header
+        self.priority = priority  # 0: always shown; higher: left out sooner
+        self.name = name
+        self.least = least  # a name column is never narrower (columns are left out first)
+        self.justify = "left" if name else "right"
+
+
+_NAME_MAX = 60
+
+
+def _fitted(title: str, width: int, columns: list[_Col], rows: list[list[Any]]) -> Table:
+    """A table that fits ``width`` columns: number columns at their full
+    width, left out by priority when they do not fit; name columns share what
+    is left (never less than each one's ``least``)."""
+    widths = [max([len(c.header)] + [_cell_len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    shown = list(range(len(columns)))
+
+    def needed() -> int:
+        fixed = sum(widths[i] for i in shown if not columns[i].name)
+        names = sum(min(widths[i], columns[i].least) for i in shown if columns[i].name)
+        return fixed + names + 2 * (len(shown) - 1)
+
+    while needed() > width:
+        droppable = [i for i in shown if columns[i].priority > 0]
+        if not droppable:
+            break
+        shown.remove(max(droppable, key=lambda i: (columns[i].priority, i)))
+    room = width - sum(widths[i] for i in shown if not columns[i].name) - 2 * (len(shown) - 1)
+    names = [i for i in shown if columns[i].name]
+    limits = {i: min(widths[i], _NAME_MAX) for i in names}
+    while sum(limits.values()) > room and any(limits[i] > columns[i].least for i in names):
+        widest = max((i for i in names if limits[i] > columns[i].least), key=lambda i: limits[i])
+        limits[widest] -= 1
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for i in shown:
+        column = columns[i]
+        if column.name:
+            table.add_column(column.header, no_wrap=True, overflow="ellipsis", max_width=max(1, limits[i]))
+        else:
+            table.add_column(column.header, justify="right", no_wrap=True, min_width=widths[i])
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    left_out = [columns[i].header for i in range(len(columns)) if i not in shown]
+    if left_out:
+        table.caption = f"(left out at {width} columns: {', '.join(left_out)})"
+        table.caption_justify = "left"
+        table.caption_style = "dim"
     return table
+
+
+def _cell_len(cell: Any) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(cell.plain if isinstance(cell, Text) else str(cell))
 
 
 def _ms(ns: int | None) -> str:
