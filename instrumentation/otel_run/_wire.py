@@ -65,6 +65,9 @@ SIGNAL_EXPECTED = "otel_run.process.signal.expected"
 EVENT_SIGNAL_SENT = "otel_run.signal.sent"
 """An event on a process span: it sent a signal (``os.kill``) to ``process.pid``;
 a reader sees a process that died of it, reaped by another, as ended as asked."""
+EVENT_SIGNAL_FORWARDED = "otel_run.signal.forwarded"
+"""An event on the command's process span: otel-run passed it a signal sent to
+otel-run (``otel_run.process.signal``, from ``otel_run.signal.sender.pid``)."""
 SIGNALS_KEPT = 256
 
 NAME_MAX = 100
@@ -241,6 +244,7 @@ def reaped_child_json(
     record: str = RECORD_REAP,
     name: "str | None" = None,
     expected: bool = False,
+    events: "Iterable[tuple[str, int, Mapping[str, Any]]]" = (),
 ) -> str:
     """A child's process span as its parent saw it when it reaped it, as one
     ``ResourceSpans`` in JSON: pid, command, exit status and, from ``wait4``,
@@ -280,7 +284,7 @@ def reaped_child_json(
         if rusage.ru_maxrss:
             attrs[MAX_RSS_TREE] = rusage.ru_maxrss * 1024
     attrs[RECORD_KEY] = record
-    span = span_json(trace_id, span_id, parent_id, name, start_ns, end_ns, attrs, status=status)
+    span = span_json(trace_id, span_id, parent_id, name, start_ns, end_ns, attrs, status=status, events=events)
     return resource_spans_json(resource, [span])
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from otel_run._errors import UsageError
 from otel_run.run._cli import parse_args
-from tests.conftest import OTEL_RUN, PYTHON, PYTHON_NAME, Runner, one
+from tests.conftest import OTEL_RUN, PYTHON, PYTHON_NAME, Runner, clean_env, one
 
 GRANDCHILD = "import os; print('grandchild', os.getpid())"
 
@@ -85,9 +85,9 @@ def test_non_python_exit_code_and_rusage(runner: Runner) -> None:
     assert sh.attributes["otel_run.process.max_rss.tree"] > 0
 
 
-def test_sigkill_gives_137_and_the_span_records_it(runner: Runner) -> None:
+def test_a_command_killed_by_sigkill_kills_otel_run_by_sigkill_and_the_span_records_it(runner: Runner) -> None:
     result = runner.run(PYTHON, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
-    assert result.returncode == 137
+    assert result.returncode == -signal.SIGKILL  # as bare: the caller sees the signal, not 128+N
     run, trace = runner.last()
     process = one(trace, lambda s: s.is_process)
     assert process.attributes["otel_run.process.signal"] == "SIGKILL"
@@ -144,7 +144,7 @@ def _proc_state(pid: int) -> str:
     return " | ".join(out)
 
 
-def test_a_child_killed_by_a_forwarded_sigterm_exits_143(runner: Runner) -> None:
+def test_a_child_killed_by_a_forwarded_sigterm_ends_otel_run_by_sigterm_and_asked_for(runner: Runner) -> None:
     proc = subprocess.Popen(
         [OTEL_RUN, "-q", PYTHON, "-c", "import time; print('ready', flush=True); time.sleep(60)"],
         env=runner.env(),
@@ -152,9 +152,15 @@ def test_a_child_killed_by_a_forwarded_sigterm_exits_143(runner: Runner) -> None
     )
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
     proc.terminate()
-    assert proc.wait(timeout=30) == 143
+    assert proc.wait(timeout=30) == -signal.SIGTERM
     _, trace = runner.last()
-    assert one(trace, lambda s: s.is_process).attributes["otel_run.process.signal"] == "SIGTERM"
+    child = one(trace, lambda s: s.is_process)
+    assert child.attributes["otel_run.process.signal"] == "SIGTERM"
+    # the signal otel-run passed on is on the span, and the ending it caused is the one asked for
+    [forwarded] = [e for e in child.events if e.name == "otel_run.signal.forwarded"]
+    assert forwarded.attributes["otel_run.process.signal"] == "SIGTERM"
+    assert forwarded.attributes["otel_run.signal.sender.pid"] == os.getpid()
+    assert child.status_code != 2 and child.attributes["otel_run.process.signal.expected"] is True
 
 
 STDIO_SCRIPT = textwrap.dedent(
@@ -348,7 +354,7 @@ def test_many_spans_from_a_long_running_child_are_flushed_incrementally(runner: 
     time.sleep(1.0)  # longer than the flush delay
     child_pid = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
     os.kill(child_pid, signal.SIGKILL)
-    assert proc.wait(timeout=30) == 137
+    assert proc.wait(timeout=30) == -signal.SIGKILL
     _, trace = runner.last()
     assert sorted(s.name for s in trace.spans if s.name.startswith("step")) == [f"step {i}" for i in range(5)]
 
@@ -386,3 +392,39 @@ def test_cpu_and_memory_are_each_process_s_own(runner: Runner) -> None:
     assert child.max_rss and child.span.attributes["otel_run.process.max_rss"] == child.max_rss
     # true is seen only by its reaper: its peak memory is an upper bound, kept apart from own numbers
     assert true.max_rss is None and true.max_rss_tree
+
+
+def test_a_signal_the_child_handles_is_on_its_span(runner: Runner) -> None:
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))\n"
+        "print('ready', flush=True)\n"
+        "signal.pause()\n"
+    )
+    proc = subprocess.Popen([OTEL_RUN, "-q", PYTHON, "-c", code], env=runner.env(), stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.terminate()
+    assert proc.wait(timeout=30) == 3  # it handled the signal and exited 3: not a plain exit 3 in the trace
+    _, trace = runner.last()
+    child = one(trace, lambda s: s.is_process)
+    assert [e.attributes["otel_run.process.signal"] for e in child.events if e.name == "otel_run.signal.forwarded"] == [
+        "SIGTERM"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "outcome"),
+    [
+        ("kill -TERM $$", -signal.SIGTERM),
+        ("kill -INT $$", -signal.SIGINT),
+        ("kill -PIPE $$", -signal.SIGPIPE),
+        ("kill -SEGV $$", -signal.SIGSEGV),  # a core-dumping signal: no core file of otel-run's is left behind
+        ("exit 143", 143),
+    ],
+)
+def test_otel_run_ends_as_its_command_ended(runner: Runner, tmp_path: Path, command: str, outcome: int) -> None:
+    bare = subprocess.run(["sh", "-c", command], cwd=tmp_path, env=clean_env(), capture_output=True)
+    traced = subprocess.run([OTEL_RUN, "-q", "sh", "-c", command], cwd=tmp_path, env=runner.env(), capture_output=True)
+    assert bare.returncode == outcome
+    assert traced.returncode == bare.returncode
+    assert not list(tmp_path.glob("core*"))

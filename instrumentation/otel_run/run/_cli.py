@@ -9,6 +9,7 @@ reading the git commit, importing ``json``) runs while the command runs.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # not ``signal``: it imports ``enum``
 import os
 import sys
 from time import time_ns
@@ -182,14 +183,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def launch() -> None:
     """Run :func:`main` and exit without interpreter finalisation (~2 ms here):
-    otel-run writes everything with ``os.write``; only stdio needs a flush."""
+    otel-run writes everything with ``os.write``; only stdio needs a flush.
+
+    A command killed by signal N makes otel-run die of N too, after recording
+    it: the caller sees what it would see without otel-run (a shell loop stops
+    on Ctrl-C only when its child *died* of SIGINT; a caller's ``waitpid`` sees
+    a signal, not 128+N)."""
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
+    if _died_of and code == 128 + _died_of[-1]:
+        _die_of(_died_of[-1])
     os._exit(code)
+
+
+_died_of: list[int] = []
+"""The signal the last command otel-run ran died of (for :func:`launch`)."""
+
+
+def _die_of(signum: int) -> None:
+    """Die of ``signum`` as the command did, without leaving a core file of our own."""
+    try:
+        if signum in _CORE_DUMPING:
+            import resource  # a C module: no enum, no start-up cost until here
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if signum not in (_signal.SIGKILL, _signal.SIGSTOP):  # these two cannot be caught, ignored or blocked
+            _signal.signal(signum, _signal.SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {signum})
+        os.kill(os.getpid(), signum)
+    except (OSError, ValueError):
+        pass  # then the exit status says it: 128+N
 
 
 def run(
@@ -254,6 +281,8 @@ def run(
     child.wait()
     if finisher is not None:
         finisher.after(child)
+    if child.signal is not None:
+        _died_of.append(child.signal)
     return child.exit_code
 
 
@@ -423,6 +452,25 @@ def _push(store: object, run_id: str, endpoint: str | None, environ: Mapping[str
         return push_run(store, run_id, environ, endpoint=endpoint)  # type: ignore[arg-type]
     except OtelRunError as exc:
         return f"not sent ({exc}); kept locally: otel-trace push {run_id[:8]}"
+
+
+# signals whose default action dumps core: otel-run re-raises them with RLIMIT_CORE 0
+_CORE_DUMPING = frozenset(
+    getattr(_signal, name)
+    for name in (
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGSEGV",
+        "SIGSYS",
+        "SIGXCPU",
+        "SIGXFSZ",
+    )
+    if hasattr(_signal, name)
+)
 
 
 def _spawn_error(command: str, exc: OSError) -> tuple[int, str]:

@@ -127,6 +127,15 @@ class RunRecord:
             child.exit_code,
             child.signal_name,
             child.rusage,
+            expected=child.died_of_forwarded,
+            events=[
+                (
+                    _wire.EVENT_SIGNAL_FORWARDED,
+                    when,
+                    {"otel_run.process.signal": _wire.signal_name(signo), "otel_run.signal.sender.pid": sender},
+                )
+                for when, signo, sender in child.forwarded[: _wire.SIGNALS_KEPT]
+            ],
         )
         self.writer.write(self.trace_id, '{"resourceSpans":[' + record + "]}")
 

@@ -33,7 +33,7 @@ _SI_KERNEL = 0x80
 class Child:
     """The supervised command."""
 
-    __slots__ = ("_mask", "_old_mask", "end_ns", "pid", "rusage", "spawn_ns", "status")
+    __slots__ = ("_mask", "_old_mask", "end_ns", "forwarded", "pid", "rusage", "spawn_ns", "status")
 
     def __init__(self) -> None:
         self.pid = 0
@@ -41,6 +41,7 @@ class Child:
         self.end_ns = 0
         self.status = 0
         self.rusage: os.struct_rusage | None = None  # type: ignore[name-defined]
+        self.forwarded: list[tuple[int, int, int]] = []  # (when, signal, sender pid) of each signal passed on
         self._mask = {_signal.SIGCHLD, *FORWARDED}
         self._old_mask: set[int] = set()
 
@@ -80,6 +81,8 @@ class Child:
                         os.kill(self.pid, info.si_signo)
                     except ProcessLookupError:
                         pass
+                    else:
+                        self.forwarded.append((time_ns(), info.si_signo, info.si_pid))
             self.end_ns = time_ns()
             self.status = status
             self.rusage = rusage
@@ -92,6 +95,17 @@ class Child:
         if os.WIFSIGNALED(self.status):
             return 128 + os.WTERMSIG(self.status)
         return os.waitstatus_to_exitcode(self.status)
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that killed the child, if one did."""
+        return os.WTERMSIG(self.status) if os.WIFSIGNALED(self.status) else None
+
+    @property
+    def died_of_forwarded(self) -> bool:
+        """The child died of a signal otel-run passed on: the ending whoever
+        sent it asked for."""
+        return self.signal is not None and any(signo == self.signal for _, signo, _ in self.forwarded)
 
     @property
     def signal_name(self) -> str | None:
