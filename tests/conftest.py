@@ -23,6 +23,15 @@ PYTHON_NAME = Path(PYTHON).name
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "bench" / "demo"
 
+# For a child program that waits for a signal with a Python handler: it then
+# loops on ``select.select([wakeup], [], [])``. CPython runs a handler between
+# bytecodes, so a signal landing after the interpreter's last check and before a
+# blocking call such as ``time.sleep(60)`` only sets a flag, and the handler runs
+# when the call returns, a minute later (seen under load, with otel-run having
+# forwarded the signal 0.4 ms after the test sent it). The wakeup fd gets a byte
+# whenever the signal lands, so ``select`` returns and the handler runs.
+WAKEUP_FD = "wakeup, w = os.pipe(); os.set_blocking(w, False); signal.set_wakeup_fd(w)"
+
 # Variables that would make the test's own environment leak into what it checks.
 _SCRUB = (
     "TRACEPARENT",

@@ -13,7 +13,7 @@ import pytest
 
 from otel_run._errors import UsageError
 from otel_run.run._cli import parse_args
-from tests.conftest import OTEL_RUN, PYTHON, Runner, one
+from tests.conftest import OTEL_RUN, PYTHON, WAKEUP_FD, Runner, one
 
 GRANDCHILD = "import os; print('grandchild', os.getpid())"
 
@@ -100,13 +100,15 @@ def test_signals_sent_to_otel_run_reach_the_child(runner: Runner, tmp_path: Path
     marker = tmp_path / "got"
     code = textwrap.dedent(
         f"""
-        import signal, sys, time
+        import os, select, signal, sys
         def handler(signum, frame):
             open({str(marker)!r}, "w").write(str(signum))
             sys.exit(3)
         signal.signal({int(sig)}, handler)
+        {WAKEUP_FD}
         print("ready", flush=True)
-        time.sleep(60)
+        while True:
+            select.select([wakeup], [], [])
         """
     )
     proc = subprocess.Popen([OTEL_RUN, "-q", PYTHON, "-c", code], env=runner.env(), stdout=subprocess.PIPE)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from otel_run.run._container import _env_value, _image, _image_name, _image_tag, _mounts, _parse_time, detect
-from tests.conftest import OTEL_RUN, Runner, processes_under, settled_trace
+from tests.conftest import OTEL_RUN, WAKEUP_FD, Runner, processes_under, settled_trace
 from tests.engine import IMAGE, docker_service, require_engine
 
 STAGES = ("container.create", "container.start", "container.boot", "container.workload", "container.teardown")
@@ -146,11 +146,13 @@ def test_no_container_mount_still_passes_the_context(engine: None, runner: Runne
 def test_a_signal_to_otel_run_reaches_the_container(engine: None, runner: Runner) -> None:
     # python is PID 1 in the container: without a handler the kernel would drop SIGTERM
     code = textwrap.dedent(
-        """
-        import signal, sys, time
+        f"""
+        import os, select, signal, sys
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
+        {WAKEUP_FD}
         print("ready", flush=True)
-        time.sleep(60)
+        while True:
+            select.select([wakeup], [], [])
         """
     )
     proc = subprocess.Popen(
