@@ -117,10 +117,62 @@ def settled_trace(runner: Runner, predicate: Callable[[Trace], bool], timeout: f
     return holder[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that were free a moment ago. Another
+    process on the machine may take one before it is bound again: start servers
+    with :func:`start_listening`, which checks and retries, or on port 0."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_listening(argv: Callable[..., list[str]], ports: int, what: str) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """Start ``argv(*ports)``, a server told its ports on the command line, and
+    wait until *it* listens on all of them. A port taken meanwhile by another
+    process (other test suites share the machine) makes the server exit: then
+    again, on other ports."""
+    for _ in range(5):
+        chosen = free_ports(ports)
+        proc = subprocess.Popen(argv(*chosen), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up(proc: subprocess.Popen[bytes] = proc, chosen: list[int] = chosen) -> bool:
+            return proc.poll() is not None or all(listens(proc.pid, port) for port in chosen)
+
+        wait_for(up, what=f"{what} to listen")
+        if proc.poll() is None:
+            return proc, chosen
+    raise AssertionError(f"{what} could not listen on free ports in 5 attempts")
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself has a TCP socket listening on ``port``
+    (a connect() would also succeed if another process had taken the port)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
