@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,13 +109,20 @@ def test_a_container_run_is_one_trace_with_its_start_up_stages(
 @pytest.mark.parametrize("cli", ["docker", "podman"])
 def test_exit_codes_pass_through_as_without_otel_run(cli: str, engine: None, docker_host: str, runner: Runner) -> None:
     env = runner.env(DOCKER_HOST=docker_host)
-    for args in (["--rm"], []):
-        command = [cli, "run", *args, IMAGE, "python3", "-c", "import sys; sys.exit(5)"]
-        bare = subprocess.run(command, env=env, capture_output=True, timeout=180)
-        traced = runner.run(*command, env=env, timeout=180)
-        assert traced.returncode == bare.returncode, (args, traced.stderr.decode()[-1000:])
-        if not args:
-            assert bare.returncode == 5  # (docker CLI + podman 4.3 service with --rm says 0: so does otel-run)
+    names = [f"otel-run-test-{uuid.uuid4().hex[:12]}" for _ in range(4)]  # removed after, kept or not
+    try:
+        for args, bare_name, traced_name in ((["--rm"], *names[:2]), ([], *names[2:])):
+
+            def command(name: str, args: list[str] = args) -> list[str]:
+                return [cli, "run", *args, "--name", name, IMAGE, "python3", "-c", "import sys; sys.exit(5)"]
+
+            bare = subprocess.run(command(bare_name), env=env, capture_output=True, timeout=180)
+            traced = runner.run(*command(traced_name), env=env, timeout=180)
+            assert traced.returncode == bare.returncode, (args, traced.stderr.decode()[-1000:])
+            if not args:
+                assert bare.returncode == 5  # (docker CLI + podman 4.3 service with --rm says 0: so does otel-run)
+    finally:
+        subprocess.run(["podman", "rm", "--force", "--ignore", *names], capture_output=True, timeout=180)
 
 
 def test_an_image_pull_is_an_event_of_the_container_span(engine: None, runner: Runner, tmp_path: Path) -> None:
