@@ -87,6 +87,16 @@ class Runner:
         return run, store.load_trace(run.trace_id)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The container tests (those using the ``engine`` or ``docker_host``
+    fixtures) skip here rather than in the fixture: a skip raised in a fixture
+    is reported at each test, this one once, as one line of ``pytest -ra``."""
+    if {"engine", "docker_host"} & set(getattr(item, "fixturenames", ())):
+        from tests.engine import require_engine
+
+        require_engine()
+
+
 @pytest.fixture
 def runner(tmp_path: Path) -> Runner:
     return Runner(tmp_path / "store")
