@@ -185,7 +185,9 @@ def listens(pid: int, port: int) -> bool:
     return False
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds. ``timeout`` is a deadline for the
+    wait, not a claim about speed: generous, so a loaded machine is only slower."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
