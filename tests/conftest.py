@@ -153,7 +153,12 @@ def start_listening(argv: Callable[..., list[str]], ports: int, what: str) -> tu
         def up(proc: subprocess.Popen[bytes] = proc, chosen: list[int] = chosen) -> bool:
             return proc.poll() is not None or all(listens(proc.pid, port) for port in chosen)
 
-        wait_for(up, what=f"{what} to listen")
+        try:
+            wait_for(up, what=f"{what} to listen")
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         if proc.poll() is None:
             return proc, chosen
     raise AssertionError(f"{what} could not listen on free ports in 5 attempts")
