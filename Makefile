@@ -1,7 +1,8 @@
 # otel-run: two commands do all set-up on a fresh machine.
 #
 #   make demo    codeflash optimize foo.py on bench/fixture, offline (reference backend + replay LLM), as one trace
-#   make test    the whole test suite: ruff, mypy, the import layers (lint-imports), pytest
+#   make test    the whole test suite: ruff, mypy, the import layers (lint-imports), pytest (as root it first installs the
+#                container engine and image the container tests use: bench/container/setup-engine)
 #
 #   make demo-pipeline     the small multi-process demo (HTTP service, workers, multiprocessing pool)
 #   make bench             start-up and per-span benchmarks (writes results/*.md; needs hyperfine)
@@ -11,7 +12,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo demo-pipeline test bench bench-codeflash clean
+.PHONY: setup engine demo demo-pipeline test bench bench-codeflash clean
 
 setup: $(VENV)/.installed
 
@@ -28,7 +29,12 @@ demo-pipeline: setup
 	$(BIN)/otel-run $(BIN)/python bench/demo/pipeline.py
 	$(BIN)/otel-trace show
 
-test: setup
+# podman + runc, the docker CLI and the local python image, when missing (idempotent, ~50 ms
+# when all is there). Needs root; otherwise the container tests skip, naming the command.
+engine:
+	@if [ "$$(id -u)" -eq 0 ]; then bench/container/setup-engine; fi
+
+test: setup engine
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

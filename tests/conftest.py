@@ -23,6 +23,15 @@ PYTHON_NAME = Path(PYTHON).name
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "bench" / "demo"
 
+# For a child program that waits for a signal with a Python handler: it then
+# loops on ``select.select([wakeup], [], [])``. CPython runs a handler between
+# bytecodes, so a signal landing after the interpreter's last check and before a
+# blocking call such as ``time.sleep(60)`` only sets a flag, and the handler runs
+# when the call returns, a minute later (seen under load, with otel-run having
+# forwarded the signal 0.4 ms after the test sent it). The wakeup fd gets a byte
+# whenever the signal lands, so ``select`` returns and the handler runs.
+WAKEUP_FD = "wakeup, w = os.pipe(); os.set_blocking(w, False); signal.set_wakeup_fd(w)"
+
 # Variables that would make the test's own environment leak into what it checks.
 _SCRUB = (
     "TRACEPARENT",
@@ -88,6 +97,16 @@ class Runner:
         return run, store.load_trace(run.trace_id)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The container tests (those using the ``engine`` or ``docker_host``
+    fixtures) skip here rather than in the fixture: a skip raised in a fixture
+    is reported at each test, this one once, as one line of ``pytest -ra``."""
+    if {"engine", "docker_host"} & set(getattr(item, "fixturenames", ())):
+        from tests.engine import require_engine
+
+        require_engine()
+
+
 @pytest.fixture
 def runner(tmp_path: Path) -> Runner:
     return Runner(tmp_path / "store")
@@ -103,9 +122,11 @@ def one(trace: Trace, predicate: Callable[[Span], bool]) -> Span:
     return found[0]
 
 
-def settled_trace(runner: Runner, predicate: Callable[[Trace], bool], timeout: float = 10) -> tuple[Run, Trace]:
+def settled_trace(runner: Runner, predicate: Callable[[Trace], bool], timeout: float = 60) -> tuple[Run, Trace]:
     """The last run once ``predicate`` holds: spans from other processes (a
-    service) arrive when their flush timer fires, a fraction of a second later."""
+    service) arrive when their flush timer fires, a fraction of a second later
+    on an idle machine. The timeout is a deadline for a wait, not a claim about
+    speed: generous, so that a loaded machine only makes the test slower."""
     holder: list[tuple[Run, Trace]] = []
 
     def check() -> bool:
@@ -116,13 +137,72 @@ def settled_trace(runner: Runner, predicate: Callable[[Trace], bool], timeout: f
     return holder[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that were free a moment ago. Another
+    process on the machine may take one before it is bound again: start servers
+    with :func:`start_listening`, which checks and retries, or on port 0."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+def start_listening(argv: Callable[..., list[str]], ports: int, what: str) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """Start ``argv(*ports)``, a server told its ports on the command line, and
+    wait until *it* listens on all of them. A port taken meanwhile by another
+    process (other test suites share the machine) makes the server exit: then
+    again, on other ports."""
+    for _ in range(5):
+        chosen = free_ports(ports)
+        proc = subprocess.Popen(argv(*chosen), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up(proc: subprocess.Popen[bytes] = proc, chosen: list[int] = chosen) -> bool:
+            return proc.poll() is not None or all(listens(proc.pid, port) for port in chosen)
+
+        try:
+            wait_for(up, what=f"{what} to listen")
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if proc.poll() is None:
+            return proc, chosen
+    raise AssertionError(f"{what} could not listen on free ports in 5 attempts")
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself has a TCP socket listening on ``port``
+    (a connect() would also succeed if another process had taken the port)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds. ``timeout`` is a deadline for the
+    wait, not a claim about speed: generous, so a loaded machine is only slower."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,19 +36,22 @@ def _compose() -> dict[str, Any]:
 
 def _schema() -> dict[str, Any]:
     if not SCHEMA_CACHE.exists():
+        # other checkouts' suites on the machine share the cache: download privately, publish atomically
         SCHEMA_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        target = SCHEMA_CACHE.parent / "wheel"
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "docker-compose==1.29.2", "-d", str(target)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if result.returncode != 0:
-            pytest.skip(f"cannot fetch the Compose Specification schema from PyPI: {result.stderr.strip()[-200:]}")
-        wheel = next(target.glob("docker_compose-*.whl"))
-        with zipfile.ZipFile(wheel) as z:
-            SCHEMA_CACHE.write_bytes(z.read("compose/config/compose_spec.json"))
+        with tempfile.TemporaryDirectory(dir=SCHEMA_CACHE.parent) as target:
+            result = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "docker-compose==1.29.2", "-d", target],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if result.returncode != 0:
+                pytest.skip(f"cannot fetch the Compose Specification schema from PyPI: {result.stderr.strip()[-200:]}")
+            wheel = next(Path(target).glob("docker_compose-*.whl"))
+            partial = Path(target) / "compose_spec.json"
+            with zipfile.ZipFile(wheel) as z:
+                partial.write_bytes(z.read("compose/config/compose_spec.json"))
+            os.replace(partial, SCHEMA_CACHE)
     schema: dict[str, Any] = json.loads(SCHEMA_CACHE.read_text())
     return schema
 

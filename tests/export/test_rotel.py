@@ -8,6 +8,7 @@ OTLP/HTTP receiver in this test that decodes the protobuf with
 from __future__ import annotations
 
 import gzip
+import socket
 import subprocess
 import threading
 import zlib
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.conftest import PYTHON, Runner, free_port, wait_for
+from tests.conftest import PYTHON, Runner, start_listening, wait_for
 
 rotel = pytest.importorskip("rotel", reason="rotel (the OTLP collector used for interop) is not installed")
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
@@ -78,9 +79,11 @@ def receiver() -> Iterator[tuple[int, Received]]:
     server.server_close()
 
 
-def start_rotel(receiver_port: int, grpc_port: int, http_port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
+def start_rotel(receiver_port: int) -> tuple[subprocess.Popen[bytes], int, int]:
+    """rotel exporting to ``receiver_port``; returns it, its gRPC and its HTTP port."""
+
+    def argv(grpc_port: int, http_port: int) -> list[str]:
+        return [
             str(ROTEL_AGENT),
             "start",
             "--otlp-grpc-endpoint",
@@ -95,19 +98,10 @@ def start_rotel(receiver_port: int, grpc_port: int, http_port: int) -> subproces
             "http",
             "--batch-timeout",
             "50ms",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for(lambda: _listening(http_port) and _listening(grpc_port), what="rotel to listen")
-    return proc
+        ]
 
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    proc, (grpc_port, http_port) = start_listening(argv, 2, "rotel")
+    return proc, grpc_port, http_port
 
 
 def _workload() -> list[str]:
@@ -131,8 +125,7 @@ def _check_tree(runner: Runner, received: Received) -> None:
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_otel_run_to_rotel_to_receiver(runner: Runner, receiver: tuple[int, Received], protocol: str) -> None:
     receiver_port, received = receiver
-    grpc_port, http_port = free_port(), free_port()
-    collector = start_rotel(receiver_port, grpc_port, http_port)
+    collector, grpc_port, http_port = start_rotel(receiver_port)
     try:
         endpoint = f"http://127.0.0.1:{http_port if protocol != 'grpc' else grpc_port}"
         env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
@@ -149,17 +142,19 @@ def test_unreachable_collector_loses_nothing_and_push_sends_later(
     runner: Runner, receiver: tuple[int, Received]
 ) -> None:
     receiver_port, received = receiver
-    grpc_port, http_port = free_port(), free_port()
-    env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{http_port}", OTEL_RUN_EXPORT_TIMEOUT="2")
-    result = runner.run(PYTHON, "-c", "import sys; sys.exit(5)", env=env, quiet=False)
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=unreachable, OTEL_RUN_EXPORT_TIMEOUT="2")
+        result = runner.run(PYTHON, "-c", "import sys; sys.exit(5)", env=env, quiet=False)
     assert result.returncode == 5  # the run is unaffected
     assert b"not sent" in result.stderr and b"otel-trace push" in result.stderr
     run, trace = runner.last()
     assert len(trace.spans) == 2 and run.finished
 
-    collector = start_rotel(receiver_port, grpc_port, http_port)
+    collector, _, http_port = start_rotel(receiver_port)
     try:
-        pushed = runner.trace_cli("push", env=env)
+        pushed = runner.trace_cli("push", env=runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{http_port}"))
         assert pushed.returncode == 0, pushed.stderr
         assert pushed.stderr.startswith("sent 2 spans to http://127.0.0.1:")
         _check_tree(runner, received)

@@ -6,14 +6,14 @@ import os
 import signal
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from otel_run._errors import UsageError
 from otel_run.run._cli import parse_args
-from tests.conftest import OTEL_RUN, PYTHON, PYTHON_NAME, Runner, clean_env, one
+from otel_run.store._store import StoreError
+from tests.conftest import OTEL_RUN, PYTHON, PYTHON_NAME, WAKEUP_FD, Runner, clean_env, one, wait_for
 
 GRANDCHILD = "import os; print('grandchild', os.getpid())"
 
@@ -101,13 +101,15 @@ def test_signals_sent_to_otel_run_reach_the_child(runner: Runner, tmp_path: Path
     marker = tmp_path / "got"
     code = textwrap.dedent(
         f"""
-        import signal, sys, time
+        import os, select, signal, sys
         def handler(signum, frame):
             open({str(marker)!r}, "w").write(str(signum))
             sys.exit(3)
         signal.signal({int(sig)}, handler)
+        {WAKEUP_FD}
         print("ready", flush=True)
-        time.sleep(60)
+        while True:
+            select.select([wakeup], [], [])
         """
     )
     proc = subprocess.Popen([OTEL_RUN, "-q", PYTHON, "-c", code], env=runner.env(), stdout=subprocess.PIPE)
@@ -351,7 +353,17 @@ def test_many_spans_from_a_long_running_child_are_flushed_incrementally(runner: 
     )
     proc = subprocess.Popen([OTEL_RUN, "-q", PYTHON, "-c", code], env=runner.env(), stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-    time.sleep(1.0)  # longer than the flush delay
+
+    def flushed() -> bool:
+        try:
+            _, trace = runner.last()
+        except StoreError:
+            return False
+        return len([s for s in trace.spans if s.name.startswith("step")]) == 5
+
+    # the flush timer writes them (0.2 s); the child sleeps 60 s, so they did not come from its exit
+    wait_for(flushed, timeout=30, what="the spans of a child that is still running")
+    assert proc.poll() is None
     child_pid = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
     os.kill(child_pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
@@ -368,11 +380,14 @@ def test_help_and_version() -> None:
 
 def test_waits_for_the_child_only(runner: Runner, tmp_path: Path) -> None:
     """A daemon the command leaves behind does not hold otel-run (like a shell)."""
-    start = time.monotonic()
-    result = runner.run("sh", "-c", "sleep 30 >/dev/null 2>&1 & echo started")
+    pid_file = tmp_path / "daemon.pid"
+    result = runner.run("sh", "-c", f"sleep 300 >/dev/null 2>&1 & echo $! > {pid_file}; echo started")
     assert result.returncode == 0 and result.stdout == b"started\n"
-    assert time.monotonic() - start < 20
-    subprocess.run(["pkill", "-f", "sleep 30"], check=False)
+    daemon = int(pid_file.read_text())
+    try:
+        os.kill(daemon, 0)  # otel-run returned while the daemon still runs: it did not wait for it
+    finally:
+        os.kill(daemon, signal.SIGKILL)
 
 
 def test_cpu_and_memory_are_each_process_s_own(runner: Runner) -> None:

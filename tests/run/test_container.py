@@ -3,13 +3,14 @@ from __future__ import annotations
 import itertools
 import subprocess
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from otel_run.run._container import _env_value, _image, _mounts, detect
-from tests.conftest import OTEL_RUN, Runner, processes_under, settled_trace
+from tests.conftest import OTEL_RUN, WAKEUP_FD, Runner, processes_under, settled_trace
 from tests.engine import IMAGE, docker_service, require_engine
 
 STAGES = ("container.create", "container.start", "container.boot", "container.workload", "container.teardown")
@@ -101,13 +102,20 @@ def test_a_container_run_is_one_trace_with_its_start_up_stages(
 @pytest.mark.parametrize("cli", ["docker", "podman"])
 def test_exit_codes_pass_through_as_without_otel_run(cli: str, engine: None, docker_host: str, runner: Runner) -> None:
     env = runner.env(DOCKER_HOST=docker_host)
-    for args in (["--rm"], []):
-        command = [cli, "run", *args, IMAGE, "python3", "-c", "import sys; sys.exit(5)"]
-        bare = subprocess.run(command, env=env, capture_output=True, timeout=180)
-        traced = runner.run(*command, env=env, timeout=180)
-        assert traced.returncode == bare.returncode, (args, traced.stderr.decode()[-1000:])
-        if not args:
-            assert bare.returncode == 5  # (docker CLI + podman 4.3 service with --rm says 0: so does otel-run)
+    names = [f"otel-run-test-{uuid.uuid4().hex[:12]}" for _ in range(4)]  # removed after, kept or not
+    try:
+        for args, bare_name, traced_name in ((["--rm"], *names[:2]), ([], *names[2:])):
+
+            def command(name: str, args: list[str] = args) -> list[str]:
+                return [cli, "run", *args, "--name", name, IMAGE, "python3", "-c", "import sys; sys.exit(5)"]
+
+            bare = subprocess.run(command(bare_name), env=env, capture_output=True, timeout=180)
+            traced = runner.run(*command(traced_name), env=env, timeout=180)
+            assert traced.returncode == bare.returncode, (args, traced.stderr.decode()[-1000:])
+            if not args:
+                assert bare.returncode == 5  # (docker CLI + podman 4.3 service with --rm says 0: so does otel-run)
+    finally:
+        subprocess.run(["podman", "rm", "--force", "--ignore", *names], capture_output=True, timeout=180)
 
 
 def test_an_image_pull_is_an_event_of_the_container_span(engine: None, runner: Runner, tmp_path: Path) -> None:
@@ -139,11 +147,13 @@ def test_no_container_mount_still_passes_the_context(engine: None, runner: Runne
 def test_a_signal_to_otel_run_reaches_the_container(engine: None, runner: Runner) -> None:
     # python is PID 1 in the container: without a handler the kernel would drop SIGTERM
     code = textwrap.dedent(
-        """
-        import signal, sys, time
+        f"""
+        import os, select, signal, sys
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
+        {WAKEUP_FD}
         print("ready", flush=True)
-        time.sleep(60)
+        while True:
+            select.select([wakeup], [], [])
         """
     )
     proc = subprocess.Popen(

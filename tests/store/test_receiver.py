@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,27 +13,32 @@ from pathlib import Path
 import pytest
 
 from otel_run.store._store import Store
-from tests.conftest import OTEL_TRACE, PYTHON, Runner, clean_env, free_port, wait_for
+from tests.conftest import OTEL_TRACE, PYTHON, Runner, clean_env, start_listening, wait_for
 
 rotel = pytest.importorskip("rotel", reason="rotel (the OTLP collector used for interop) is not installed")
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
 
 
 class Serve:
-    """An ``otel-trace serve`` process on a free port."""
+    """An ``otel-trace serve`` process on a port the kernel chose (``--port 0``):
+    it says which on its first line, once it listens."""
 
     def __init__(self, store: Path, token: str | None = None) -> None:
         self.store = store
-        self.port = free_port()
+        self.port = 0
         self.token = token
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Serve:
-        args = [OTEL_TRACE, "--store", str(self.store), "serve", "--port", str(self.port), "-q"]
+        args = [OTEL_TRACE, "--store", str(self.store), "serve", "--port", "0", "-q"]
         if self.token:
             args += ["--token", self.token]
         self.proc = subprocess.Popen(args, env=clean_env(), stderr=subprocess.PIPE)
-        wait_for(lambda: _listening(self.port), what="otel-trace serve to listen")
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline().decode()
+        found = re.search(r"OTLP/HTTP on http://127\.0\.0\.1:(\d+)/v1/traces", line)
+        assert found, f"otel-trace serve did not start: {line!r}"
+        self.port = int(found.group(1))
         return self
 
     def stop(self) -> None:
@@ -51,13 +57,6 @@ class Serve:
             return response.status, response.read()
         finally:
             conn.close()
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
@@ -95,9 +94,8 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 def test_otel_run_to_rotel_to_otel_trace_serve_arrives_whole(runner: Runner, serve: Serve) -> None:
-    grpc_port, http_port = free_port(), free_port()
-    collector = subprocess.Popen(
-        [
+    collector, (_, http_port) = start_listening(
+        lambda grpc_port, http_port: [
             str(ROTEL_AGENT), "start",
             "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
             "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
@@ -106,12 +104,11 @@ def test_otel_run_to_rotel_to_otel_trace_serve_arrives_whole(runner: Runner, ser
             "--otlp-exporter-protocol", "http",
             "--batch-timeout", "50ms",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        2,
+        "rotel",
     )  # fmt: skip
     try:
         env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{http_port}")
-        wait_for(lambda: _listening(http_port), what="rotel to listen")
         code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'pass'])"
         result = runner.run(PYTHON, "-c", code, env=env, quiet=False)
         assert result.returncode == 0 and b"sent " in result.stderr, result.stderr
