@@ -361,6 +361,14 @@ def _posix_spawn_wrapper(process: "Process", original: "Callable[..., Any]") -> 
     return posix_spawn
 
 
+def _usage(user: float, system: float) -> "Any":
+    """The part of a ``struct rusage`` a record holds (a difference of two);
+    made when ``os.system`` is used, not at start-up."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(ru_utime=user, ru_stime=system, ru_maxrss=0)
+
+
 def _system_wrapper(process: "Process", original: "Callable[[Any], int]") -> "Callable[[Any], int]":
     """``os.system`` forks, execs and waits in C, out of the other hooks' sight:
     its shell becomes a process span (no pid: C keeps it) with the exit status
@@ -387,7 +395,7 @@ def _system_wrapper(process: "Process", original: "Callable[[Any], int]") -> "Ca
                 os.environ[_env.TRACEPARENT] = saved
         try:
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            used = _Usage(after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
+            used = _usage(after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
             code, signal_name = exit_status(status) if status >= 0 else (None, None)
             argv = ["sh", "-c", os.fsdecode(command)]
             record = reaped_child_json(
@@ -401,12 +409,3 @@ def _system_wrapper(process: "Process", original: "Callable[[Any], int]") -> "Ca
     system.__name__ = original.__name__
     system.__doc__ = original.__doc__
     return system
-
-
-class _Usage:
-    """The part of a ``struct rusage`` a record holds (a difference of two)."""
-
-    __slots__ = ("ru_maxrss", "ru_stime", "ru_utime")
-
-    def __init__(self, user: float, system: float) -> None:
-        self.ru_utime, self.ru_stime, self.ru_maxrss = user, system, 0
