@@ -12,7 +12,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup engine demo demo-pipeline test bench bench-codeflash clean
+.PHONY: setup engine tools demo demo-pipeline test bench bench-codeflash clean
 
 setup: $(VENV)/.installed
 
@@ -34,7 +34,13 @@ demo-pipeline: setup
 engine:
 	@if [ "$$(id -u)" -eq 0 ]; then bench/container/setup-engine; fi
 
-test: setup engine
+# Debian's strace (the process counts are checked against strace -f) and tmux (otel-trace show
+# is rendered in a real terminal), when missing. Needs root; otherwise those tests skip, naming it.
+tools:
+	@if [ "$$(id -u)" -eq 0 ] && ! (command -v strace && command -v tmux) >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace tmux; fi
+
+test: setup engine tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

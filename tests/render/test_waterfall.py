@@ -63,7 +63,7 @@ def test_the_critical_path_has_one_row_per_span() -> None:
 WIDTHS = (80, 100)
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux: run `sudo make tools` (or apt-get install tmux)")
 def test_show_of_a_pytest_xdist_run_fits_80_and_100_columns_without_a_cut_number(
     runner: Runner, tmp_path: Path
 ) -> None:

@@ -13,7 +13,9 @@ import pytest
 
 from tests.conftest import OTEL_RUN, PYTHON, Runner, one
 
-pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (apt-get install strace)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("strace") is None, reason="needs strace: run `sudo make tools` (or apt-get install strace)"
+)
 
 WORKLOADS = {
     # every start method of multiprocessing, the pool ended by terminate()
