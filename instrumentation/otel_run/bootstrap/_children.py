@@ -35,9 +35,11 @@ from otel_run._wire import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import Any
+    from typing import Any, TypeVar
 
     from otel_run.bootstrap._boot import Process
+
+    _F = TypeVar("_F")
 
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site")
 """The directory holding otel-run's ``sitecustomize`` (and nothing else)."""
@@ -145,9 +147,7 @@ def _exec_wrapper(
                 _exec_failed(process, saved)
             raise
 
-    exec_.__name__ = original.__name__
-    exec_.__doc__ = original.__doc__
-    return exec_
+    return _like(original, exec_)
 
 
 def _path_search_wrapper(
@@ -173,9 +173,7 @@ def _path_search_wrapper(
         finally:
             pending[0] = None
 
-    execvpe.__name__ = original.__name__
-    execvpe.__doc__ = original.__doc__
-    return execvpe
+    return _like(original, execvpe)
 
 
 def _end_before_exec(process: "Process", args: "Any") -> str:
@@ -215,9 +213,8 @@ def _wrap_wait(process: "Process") -> None:
             _waited(process, result[0], result[1], result[2])
         return result
 
-    waitpid_.__doc__, wait4_.__doc__ = waitpid.__doc__, wait4.__doc__
-    os.waitpid = waitpid_
-    os.wait4 = wait4_
+    os.waitpid = _like(waitpid, waitpid_)
+    os.wait4 = _like(wait4, wait4_)
 
 
 def _waited(process: "Process", pid: int, status: int, rusage: "Any") -> None:
@@ -278,8 +275,7 @@ def _wrap_kill(process: "Process") -> None:
             if len(process.signals_sent) < SIGNALS_KEPT:  # for a process someone else reaps (a forkserver's worker)
                 process.signals_sent.append((time_ns(), pid, int(signal)))
 
-    kill.__name__, kill.__doc__ = original.__name__, original.__doc__
-    os.kill = kill
+    os.kill = _like(original, kill)
 
 
 def _register_fork(process: "Process") -> None:
@@ -323,9 +319,7 @@ def _fork_wrapper(process: "Process", original: "Callable[..., Any]", forked: "l
                 debug(f"fork: {exc!r}")
         return result
 
-    fork_.__name__ = original.__name__
-    fork_.__doc__ = original.__doc__
-    return fork_
+    return _like(original, fork_)
 
 
 def _wrap_spawns(process: "Process") -> None:
@@ -356,9 +350,7 @@ def _posix_spawn_wrapper(process: "Process", original: "Callable[..., Any]") -> 
             SPAWNED[pid] = known
         return pid
 
-    posix_spawn.__name__ = original.__name__
-    posix_spawn.__doc__ = original.__doc__
-    return posix_spawn
+    return _like(original, posix_spawn)
 
 
 def _usage(user: float, system: float) -> "Any":
@@ -406,6 +398,12 @@ def _system_wrapper(process: "Process", original: "Callable[[Any], int]") -> "Ca
             debug(f"os.system: {exc!r}")
         return status
 
-    system.__name__ = original.__name__
-    system.__doc__ = original.__doc__
-    return system
+    return _like(original, system)
+
+
+def _like(original: "Callable[..., Any]", wrapper: "_F") -> "_F":
+    """``wrapper`` under ``original``'s name and docstring (``functools.wraps``
+    without the import, on every traced process's start-up path)."""
+    wrapper.__name__ = original.__name__  # type: ignore[attr-defined]
+    wrapper.__doc__ = original.__doc__
+    return wrapper
