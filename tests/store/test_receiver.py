@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import http.client
 import json
 import subprocess
 from collections.abc import Iterator
@@ -12,52 +11,10 @@ from pathlib import Path
 import pytest
 
 from otel_run.store._store import Store
-from tests.conftest import OTEL_TRACE, PYTHON, Runner, clean_env, free_port, wait_for
+from tests.conftest import PYTHON, Runner, Serve, free_port, listening, wait_for
 
 rotel = pytest.importorskip("rotel", reason="rotel (the OTLP collector used for interop) is not installed")
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
-
-
-class Serve:
-    """An ``otel-trace serve`` process on a free port."""
-
-    def __init__(self, store: Path, token: str | None = None) -> None:
-        self.store = store
-        self.port = free_port()
-        self.token = token
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Serve:
-        args = [OTEL_TRACE, "--store", str(self.store), "serve", "--port", str(self.port), "-q"]
-        if self.token:
-            args += ["--token", self.token]
-        self.proc = subprocess.Popen(args, env=clean_env(), stderr=subprocess.PIPE)
-        wait_for(lambda: _listening(self.port), what="otel-trace serve to listen")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def post(self, body: bytes, headers: dict[str, str], path: str = "/v1/traces") -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
@@ -111,13 +68,13 @@ def test_otel_run_to_rotel_to_otel_trace_serve_arrives_whole(runner: Runner, ser
     )  # fmt: skip
     try:
         env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{http_port}")
-        wait_for(lambda: _listening(http_port), what="rotel to listen")
+        wait_for(lambda: listening(http_port), what="rotel to listen")
         code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'pass'])"
         result = runner.run(PYTHON, "-c", code, env=env, quiet=False)
-        assert result.returncode == 0 and b"sent " in result.stderr, result.stderr
+        assert result.returncode == 0 and b"handed to the OTLP deliverer" in result.stderr, result.stderr
         run, local = runner.last()
         home = Store(str(serve.store))
-        wait_for(lambda: len(home.load_trace(run.trace_id).spans) >= len(local.spans), timeout=30, what="spans at home")
+        wait_for(lambda: len(home.load_trace(run.trace_id).spans) >= len(local.spans), timeout=60, what="spans at home")
         received = home.load_trace(run.trace_id)
         assert set(received.by_id) == set(local.by_id)
         for span in local.spans:

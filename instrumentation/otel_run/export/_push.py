@@ -6,41 +6,131 @@ The spans are rebuilt as SDK ``ReadableSpan`` objects and handed to
 ``OTEL_EXPORTER_OTLP_*`` setting (headers, TLS, compression, timeout) applies
 as the exporters define it. The send has its own deadline
 (``OTEL_RUN_EXPORT_TIMEOUT``, default 5 s); failing to send never loses the run:
-it stays in the store for ``otel-trace push``.
+it stays in the store for ``otel-trace push``. Every attempt to send a stored
+run, by ``otel-trace push`` or by otel-run's background deliverer
+(:mod:`._deliver`), is one JSON line in the store's delivery record,
+``export.jsonl``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from otel_run import _env
 from otel_run._errors import OtelRunError
+from otel_run.store import _layout
 from otel_run.store._model import Span, Trace
-from otel_run.store._store import Store
+from otel_run.store._store import Run, Store
 
 DEFAULT_TIMEOUT = 5.0
 
 
-def push_run(store: Store, ref: str | None, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
+class SendError(OtelRunError):
+    """The collector was tried and did not take the spans (refused, unreachable,
+    no answer before the deadline, an error status)."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(f"{where}: {detail}")
+        self.where = where
+
+
+def push_run(
+    store: Store,
+    ref: str | None,
+    environ: Mapping[str, str],
+    *,
+    endpoint: str | None = None,
+    via: str = "otel-trace push",
+) -> str:
     """Send one stored run; returns a one-line report, raises OtelRunError."""
-    run = store.find_run(ref)
+    return send_run(store, store.find_run(ref), environ, endpoint=endpoint, via=via)
+
+
+def send_run(
+    store: Store, run: Run, environ: Mapping[str, str], *, endpoint: str | None = None, via: str = "otel-trace push"
+) -> str:
+    """Send ``run``, mark it pushed and add the attempt to the delivery record
+    (``via`` says who sent it); returns a one-line report, raises OtelRunError."""
+    started = time.monotonic()
     trace = store.load_trace(run.trace_id)
-    where = push_trace(trace, environ, endpoint=endpoint)
+    try:
+        where = push_trace(trace, environ, endpoint=endpoint)
+    except OtelRunError as exc:
+        tried = exc.where if isinstance(exc, SendError) else None
+        _record_attempt(store, run, len(trace.spans), tried, via, started, str(exc))
+        raise
     store.mark_pushed(run, where)
+    _record_attempt(store, run, len(trace.spans), where, via, started, None)
     return f"sent {len(trace.spans)} spans to {where}"
 
 
-def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
-    """Send a trace; returns where it went."""
-    protocol = _protocol(environ)
-    timeout = _timeout(environ)
-    target = (
+def record_line(store: Store, fields: Mapping[str, Any]) -> None:
+    """Append one line to the delivery record, ``<store>/export.jsonl`` (one
+    ``write(2)`` with ``O_APPEND``). Raises OSError (FileNotFoundError when the
+    store is gone: the record never re-creates it)."""
+    import json
+
+    from otel_run.bootstrap._redact import redact_text, remember_environment
+
+    remember_environment(os.environ)  # a token from the environment quoted in an error
+    now = time.time()
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        **{k: redact_text(v) if k in ("endpoint", "error") and isinstance(v, str) else v for k, v in fields.items()},
+    }
+    data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+    fd = os.open(os.path.join(store.root, _layout.EXPORT_RECORD), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _record_attempt(
+    store: Store, run: Run, spans: int, where: str | None, via: str, started: float, error: str | None
+) -> None:
+    fields: dict[str, Any] = {
+        "run_id": run.run_id,
+        "trace_id": run.trace_id,
+        "spans": spans,
+        "endpoint": where,
+        "ok": error is None,
+        "seconds": round(time.monotonic() - started, 3),
+        "via": via,
+        "pid": os.getpid(),
+    }
+    if error is not None:
+        fields["error"] = error
+    try:
+        record_line(store, fields)
+    except OSError:
+        pass  # the record is a convenience; the pushed/ marker is what counts
+
+
+def has_endpoint(environ: Mapping[str, str], endpoint: str | None = None) -> bool:
+    """Whether there is anywhere to send to (``--endpoint`` or the standard variables)."""
+    return bool(_target(environ, endpoint))
+
+
+def _target(environ: Mapping[str, str], endpoint: str | None) -> str | None:
+    return (
         endpoint
         or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
         or environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT)
+        or None
     )
+
+
+def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
+    """Send a trace; returns where it went. Raises :class:`SendError` when the
+    collector did not take it, OtelRunError when it could not be tried."""
+    protocol = _protocol(environ)
+    timeout = export_timeout(environ)
+    target = _target(environ, endpoint)
     if not target:
         raise OtelRunError("no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT or pass --endpoint")
     if not trace.spans:
@@ -57,15 +147,8 @@ def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None
 
     if result is not SpanExportResult.SUCCESS:
         detail = errors.last or "the collector did not accept the spans"
-        raise OtelRunError(f"{where}: {detail}")
+        raise SendError(where, detail)
     return where
-
-
-def preload(environ: Mapping[str, str]) -> None:
-    """Import the exporter stack now: otel-run calls this while the command runs,
-    so the import does not add to the run's wall time."""
-    _exporter_class(_protocol(environ))
-    from opentelemetry.sdk.trace import ReadableSpan  # noqa: F401 - what to_readable_span builds
 
 
 def _protocol(environ: Mapping[str, str]) -> str:
@@ -76,7 +159,8 @@ def _protocol(environ: Mapping[str, str]) -> str:
     ).strip()
 
 
-def _timeout(environ: Mapping[str, str]) -> float:
+def export_timeout(environ: Mapping[str, str]) -> float:
+    """``OTEL_RUN_EXPORT_TIMEOUT`` in seconds (default 5); raises OtelRunError when it is not a positive number."""
     raw = environ.get(_env.OTEL_RUN_EXPORT_TIMEOUT)
     if not raw:
         return DEFAULT_TIMEOUT

@@ -41,8 +41,9 @@ options:
   -s, --service-name NAME  service.name of the root span (default: otel-run)
       --store DIR          store directory (default: $OTEL_RUN_STORE,
                            else $XDG_DATA_HOME/otel-run or ~/.local/share/otel-run)
-      --export             also send the run over OTLP (the default when
-                           OTEL_EXPORTER_OTLP_ENDPOINT is set)
+      --export             also send the run over OTLP, from a background
+                           deliverer otel-run does not wait for (the default
+                           when OTEL_EXPORTER_OTLP_ENDPOINT is set)
       --no-export          do not send the run
       --endpoint URL       OTLP endpoint to send the run to (implies --export)
   -q, --quiet              print no summary on stderr
@@ -309,10 +310,6 @@ class _Finisher:
             record.write_root_start()
             record.append_index(record.index_start())
             record.git_commit = head_commit(record.cwd)
-            if _wants_export(self.opts, self.environ):
-                from otel_run.export._push import preload
-
-                preload(self.environ)  # the exporter stack loads while the command runs
 
         _safely(work)
 
@@ -350,8 +347,8 @@ class _Finisher:
         processes = len(trace.processes)
         record.append_index(record.index_end(end_ns, exit_code, spans, processes))
         pushed = None
-        if _wants_export(self.opts, self.environ):
-            pushed = _push(store, record.run_id, self.opts.endpoint, self.environ)
+        if self.series is None and _wants_export(self.opts, self.environ):  # a series hands off once, at its end
+            pushed = _hand_off(store.root, [record.run_id], spans, self.opts.endpoint, self.environ)
         if not self.opts.quiet:
             wall = (end_ns - record.start_ns) / 1e9
             _say(
@@ -414,13 +411,28 @@ def _wants_export(opts: Options, environ: Mapping[str, str]) -> bool:
     return bool(environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT) or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT))
 
 
-def _push(store: object, run_id: str, endpoint: str | None, environ: Mapping[str, str]) -> str:
-    from otel_run.export._push import push_run
+def _hand_off(root: str, run_ids: list[str], spans: int, endpoint: str | None, environ: Mapping[str, str]) -> str:
+    """Leave the runs to the background deliverer (never waits for a collector);
+    returns the summary's line about it."""
+    from otel_run.store._layout import EXPORT_RECORD
 
+    what = f"{len(run_ids)} runs" if len(run_ids) != 1 else f"run {run_ids[0][:8]}"
+    later = "otel-trace push " + (run_ids[0][:8] if len(run_ids) == 1 else "--unpushed")
+    targets = (
+        endpoint,
+        environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
+        environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT),
+    )
+    if not any(targets):
+        return f"not sent (no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT or pass --endpoint); kept locally: {later}"
     try:
-        return push_run(store, run_id, environ, endpoint=endpoint)  # type: ignore[arg-type]
-    except OtelRunError as exc:
-        return f"not sent ({exc}); kept locally: otel-trace push {run_id[:8]}"
+        from otel_run.export._outbox import hand_off
+
+        hand_off(root, run_ids, environ, endpoint, _pylib())
+    except OSError as exc:
+        return f"not sent (cannot start the deliverer: {exc}); kept locally: {later}"
+    record = os.path.join(root, EXPORT_RECORD)
+    return f"{spans} span{'s' if spans != 1 else ''} of {what} handed to the OTLP deliverer (record: {record})"
 
 
 def _spawn_error(command: str, exc: OSError) -> tuple[int, str]:
