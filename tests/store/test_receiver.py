@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from otel_run.store._store import Store
-from tests.conftest import PYTHON, Runner, Serve, free_port, listening, wait_for
+from tests.conftest import PYTHON, Runner, Serve, delivery_record, free_port, listening, wait_for
 
 rotel = pytest.importorskip("rotel", reason="rotel (the OTLP collector used for interop) is not installed")
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
@@ -172,3 +172,18 @@ def test_push_backfills_a_label_into_a_receiver_and_skips_what_was_sent(runner: 
     assert "no runs match" in future.stderr
     bad = runner.trace_cli("push", "--since", "yesterday", env=env)
     assert bad.returncode == 2 and "--since 'yesterday'" in bad.stderr
+
+
+def test_push_unpushed_alone_sends_every_run_not_sent_yet_and_records_it(runner: Runner, serve: Serve) -> None:
+    for label in ("a", "b"):
+        assert runner.run("-l", label, PYTHON, "-c", "pass").returncode == 0
+    env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=serve.endpoint)
+    first = runner.trace_cli("push", "--unpushed", env=env)
+    assert first.returncode == 0 and "2 of 2 runs sent" in first.stderr, first.stderr
+    assert "no runs match" in runner.trace_cli("push", "--unpushed", env=env).stderr
+    runs = Store(str(runner.store)).runs()
+    record = delivery_record(runner.store)
+    assert [(x["run_id"], x["ok"], x["via"]) for x in record] == [(r.run_id, True, "otel-trace push") for r in runs]
+    assert all(x["spans"] == 2 and serve.endpoint in x["endpoint"] for x in record)
+    both = runner.trace_cli("push", runs[0].run_id, "--unpushed", env=env)
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -169,3 +169,26 @@ def _inherited_fds() -> list[int]:
             except OSError:
                 pass  # the descriptor listdir itself used
     return out
+
+
+def wait_for_deliverers(root: str, timeout: float) -> bool:
+    """Wait until no deliverer works on the store's outboxes (``otel-trace push
+    --unpushed`` then does not send a run a deliverer is sending); False when
+    one is still at work after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    try:
+        locks = [n for n in os.listdir(os.path.join(root, OUTBOX)) if n.endswith(".lock")]
+    except FileNotFoundError:
+        return True
+    for name in locks:
+        while True:
+            fd = try_lock(os.path.join(root, OUTBOX, name))
+            if fd is not None:
+                os.close(fd)
+                break
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+    return True
