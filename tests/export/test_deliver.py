@@ -48,8 +48,9 @@ def _arrived(serve: Serve, trace_id: str) -> set[str]:
     return set(Store(str(serve.store)).load_trace(trace_id).by_id)
 
 
-def _deliverers(store: Path) -> list[int]:
-    """Pids of live deliverers working on ``store``."""
+def _deliverers(store: Path, spares: bool = False) -> list[int]:
+    """Pids of live deliverers working on ``store`` (or, with ``spares``, of
+    the ``/bin/sh`` deliverers-to-be otel-run forks while the command runs)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -59,7 +60,9 @@ def _deliverers(store: Path) -> list[int]:
             state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and any(b"otel_run.export._deliver" in a for a in argv) and str(store).encode() in argv:
+        if state == "Z" or (argv[0] == b"/bin/sh") != spares:
+            continue
+        if any(b"otel_run.export._deliver" in a for a in argv) and str(store).encode() in argv:
             found.append(int(entry))
     return found
 
@@ -158,6 +161,7 @@ def test_runs_handed_off_while_a_deliverer_works_go_to_that_deliverer(runner: Ru
             assert runner.run(PYTHON, "-c", "pass", env=env).returncode == 0
         waiting = sorted(os.listdir(lock.with_suffix("")))
         assert len(waiting) == 2 and not _deliverers(runner.store)
+        wait_for(lambda: not _deliverers(runner.store, spares=True), 60, "the dismissed spares to exit")
     finally:
         os.close(held)
     assert runner.run(PYTHON, "-c", "pass", env=env).returncode == 0

@@ -2,13 +2,22 @@
 
 After a run is written (its index end line), otel-run leaves the run id in the
 store's outbox and, unless a deliverer is already working on that outbox, starts
-one (:mod:`._deliver`) and exits at once. The deliverer is started with
-``posix_spawn`` (no ``fork`` of otel-run, no wait): in a session of its own
-(``setsid``: a shell's ``$(otel-run …)`` or a pipe does not wait for it, Ctrl-C
-and a closing terminal do not reach it), stdio on ``/dev/null``, no inherited
-descriptors, at ``SCHED_IDLE`` priority (it runs only on CPU time nothing else
-wants, so it never slows the user's next command), with otel-run's environment
-(every ``OTEL_EXPORTER_OTLP_*`` setting applies as before).
+one (:mod:`._deliver`) and exits at once. The deliverer runs at ``SCHED_IDLE``
+priority (only on CPU time nothing else wants, so it never slows the user's
+next command), in a session of its own (``setsid``: a shell's ``$(otel-run …)``
+or a pipe does not wait for it, Ctrl-C and a closing terminal do not reach it),
+with stdio on ``/dev/null``, no other inherited descriptor, no blocked signal,
+and otel-run's environment (every ``OTEL_EXPORTER_OTLP_*`` setting applies).
+
+Starting a process is not free on a busy machine: ``posix_spawn`` returns only
+once the child has been scheduled and reached ``exec`` (milliseconds when both
+cores are taken), and ``fork`` makes every later write of otel-run fault on a
+copy-on-write page. So for a single run otel-run starts the deliverer-to-be
+while the command runs (:func:`start_spare`): a :class:`Spare`, ``/bin/sh`` blocked
+on a pipe. After the command otel-run only writes ``go`` to the pipe (the spare
+execs the deliverer) or closes it (a deliverer is already at work: the spare
+exits). ``otel-run --runs`` starts one deliverer after the series
+(:func:`start_deliverer`).
 
 Layout, under the store::
 
@@ -33,7 +42,7 @@ An entry created while a deliverer holds the lock is seen by that deliverer
 benchmark, a CI job of many short commands) therefore share one deliverer
 instead of starting one interpreter and one exporter stack per run.
 
-This module is imported by otel-run after every exported run: standard library
+This module is imported by otel-run for every exported run: standard library
 only, and only what the hand-off needs.
 """
 
@@ -88,20 +97,34 @@ def hand_off(
     environ: Mapping[str, str],
     endpoint: str | None,
     extra_path: str | None = None,
+    spare: Spare | None = None,
 ) -> int | None:
-    """Put ``run_ids`` in the outbox and start a deliverer unless one is at work.
+    """Put ``run_ids`` in the outbox and start a deliverer unless one is at work
+    (the ``spare`` :func:`start_spare` made, when there is one).
 
     Returns the new deliverer's pid, or None when a running deliverer takes the
     runs. Raises OSError (an unwritable store, a failed spawn)."""
     key = settings_key(environ, endpoint)
-    box = outbox_dir(root, key)
-    os.makedirs(box, exist_ok=True)
-    for run_id in run_ids:
-        os.close(os.open(os.path.join(box, run_id), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-    fd = try_lock(lock_path(root, key))
+    try:
+        box = outbox_dir(root, key)
+        os.makedirs(box, exist_ok=True)
+        for run_id in run_ids:
+            os.close(os.open(os.path.join(box, run_id), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        fd = try_lock(lock_path(root, key))
+    except BaseException:
+        if spare is not None:
+            spare.dismiss()
+        raise
     if fd is None:
+        if spare is not None:
+            spare.dismiss()
         return None
     os.close(fd)  # releases the lock: the deliverer takes it
+    if spare is not None:
+        pid = spare.go() if spare.key == key else None
+        if pid is not None:
+            return pid
+        spare.dismiss()
     return start_deliverer(root, key, environ, endpoint, extra_path)
 
 
@@ -122,14 +145,68 @@ def try_lock(path: str) -> int | None:
     return fd
 
 
+_SHELL = "/bin/sh"
+_WAIT_FOR_GO = 'read -r go <&3 && [ "$go" = go ] && exec "$@" 3<&-'
+"""The spare's script: become the deliverer on otel-run's ``go``; exit on end of file."""
+
+
+class Spare:
+    """A deliverer-to-be, started while the command runs so that nothing is
+    started after it: ``/bin/sh`` blocked on a pipe, idle and detached, that
+    becomes the deliverer when otel-run writes ``go`` and exits when the pipe
+    closes without it (otel-run dismissed it, or died)."""
+
+    __slots__ = ("_fd", "key", "pid")
+
+    def __init__(self, key: str, pid: int, fd: int) -> None:
+        self.key = key
+        self.pid = pid
+        self._fd = fd
+
+    def go(self) -> int | None:
+        """Let it become the deliverer; its pid, or None if it is gone."""
+        try:
+            os.write(self._fd, b"go\n")
+        except OSError:
+            return None
+        finally:
+            self.dismiss()
+        return self.pid
+
+    def dismiss(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def start_spare(root: str, environ: Mapping[str, str], endpoint: str | None, extra_path: str | None = None) -> Spare:
+    """Start the :class:`Spare` for a run that will be handed off (otel-run
+    calls this while the command runs; nothing is left for after it). Raises
+    OSError."""
+    key = settings_key(environ, endpoint)
+    argv = [_SHELL, "-c", _WAIT_FOR_GO, "otel-run-deliverer", *_deliverer_argv(root, key, endpoint, extra_path)]
+    read_end, write_end = os.pipe()
+    try:
+        pid = _spawn(argv, dict(environ), read_end)
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return Spare(key, pid, write_end)
+
+
 def start_deliverer(
     root: str, key: str, environ: Mapping[str, str], endpoint: str | None, extra_path: str | None = None
 ) -> int:
-    """Start ``otel_run.export._deliver`` detached; returns its pid, never waits.
+    """Start ``otel_run.export._deliver`` detached now; returns its pid, never waits."""
+    return _spawn(_deliverer_argv(root, key, endpoint, extra_path), dict(environ))
 
-    The interpreter is otel-run's own, started with ``-E`` (no ``PYTHONPATH``:
-    the deliverer is never itself traced, even when otel-run runs under
-    another otel-run) and with this ``otel_run`` package first on its path."""
+
+def _deliverer_argv(root: str, key: str, endpoint: str | None, extra_path: str | None) -> list[str]:
+    """otel-run's own interpreter, with ``-E`` (no ``PYTHONPATH``: the deliverer
+    is never itself traced, even when otel-run runs under another otel-run) and
+    this ``otel_run`` package first on its path."""
     import otel_run
 
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(otel_run.__file__)))
@@ -137,15 +214,28 @@ def start_deliverer(
     code = (
         f"import sys; sys.path[0:1] = {path!r}; from otel_run.export._deliver import main; main()"  # replaces '' (cwd)
     )
-    argv = [sys.executable, "-E", "-c", code, root, key] + (["--endpoint", endpoint] if endpoint else [])
+    return [sys.executable, "-E", "-c", code, root, key] + (["--endpoint", endpoint] if endpoint else [])
+
+
+def _spawn(argv: list[str], env: dict[str, str], keep: int | None = None) -> int:
+    """Start ``argv`` detached and idle (``keep`` becomes its descriptor 3);
+    returns its pid. ``posix_spawn`` (``vfork``: no copy of otel-run, whose
+    every later write would otherwise fault on a copy-on-write page) in a
+    session of its own, no blocked signals, stdio on /dev/null, no other
+    inherited descriptor; ``SCHED_IDLE`` right after (glibc's ``posix_spawn``
+    refuses it in its attributes)."""
     actions: list[tuple[object, ...]] = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
     ]
-    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
-    pid = os.posix_spawn(sys.executable, argv, dict(environ), file_actions=actions, setsid=True, setsigmask=())
-    try:  # at once, so that even its interpreter's start-up runs idle (glibc's posix_spawn refuses SCHED_IDLE)
+    inherited = _inherited_fds()
+    if keep is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, keep, 3))
+        inherited = [fd for fd in inherited if fd != 3]
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited]  # a pipe a caller passed down must not outlive otel-run
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True, setsigmask=())
+    try:
         os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
     except OSError:
         pass  # the deliverer lowers its own priority first thing
@@ -153,8 +243,7 @@ def start_deliverer(
 
 
 def _inherited_fds() -> list[int]:
-    """Descriptors above 2 that a child would inherit (a pipe a caller passed
-    down must not stay open in a process that outlives otel-run)."""
+    """Descriptors above 2 that a child would inherit."""
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
