@@ -8,6 +8,9 @@ whole series) and exits without waiting. The deliverer:
 * runs at ``SCHED_IDLE`` priority (otel-run asks for it at spawn; otherwise it
   lowers its own, to ``nice 19`` where ``SCHED_IDLE`` is refused);
 * takes the outbox's lock, or exits at once when another deliverer has it;
+* waits until runs stop arriving (:data:`QUIET_S`, at most :data:`HOLD_MAX_S`),
+  so that it does its work in the pause after a burst of short runs rather
+  than beside them;
 * claims each entry (removes it) before sending, so each handed-off run is
   tried once, by one deliverer; once the outbox is empty it waits
   :data:`LINGER_S` for more before it lets go;
@@ -37,10 +40,17 @@ from otel_run.export._outbox import lock_path, outbox_dir, try_lock
 from otel_run.store._store import Run, Store
 
 VIA = "deliverer"
+QUIET_S = 0.2
+"""A deliverer sends once no run has been handed off for this long: while
+short commands follow each other (a benchmark, a CI job of short commands) it
+waits, and sends them together in the pause after them."""
+HOLD_MAX_S = 5.0
+"""... but it never holds a run back longer than this (a long stream of runs
+is sent in batches)."""
 LINGER_S = 1.0
 """Seconds a deliverer waits for the next run once its outbox is empty:
-back-to-back runs (a benchmark, a CI job of short commands) share one
-deliverer, and so one interpreter and one import of the exporter stack."""
+back-to-back runs share one deliverer, and so one interpreter and one import
+of the exporter stack."""
 BACKSTOP_S = 30.0
 """Seconds past twice the send deadline after which the deliverer gives a send up."""
 
@@ -70,9 +80,12 @@ def deliver(args: Sequence[str], environ: Mapping[str, str]) -> int:
     store = Store(root)
     box = outbox_dir(root, key)
     while True:
-        claimed = _claim(box) or _linger(box)
+        _settle(box)
+        claimed = _claim(box)
         if claimed:
             _send(store, claimed, environ, endpoint)
+            continue
+        if _linger(box):
             continue
         os.close(lock)
         if not os.listdir(box):
@@ -82,18 +95,35 @@ def deliver(args: Sequence[str], environ: Mapping[str, str]) -> int:
             return 0  # ... and the deliverer otel-run started for it has the lock
 
 
-def _linger(box: str) -> list[str]:
+def _settle(box: str) -> None:
+    """Wait until no entry has been added for :data:`QUIET_S` (at most
+    :data:`HOLD_MAX_S`): runs still arriving are not competed with."""
+    import time
+
+    start = last = time.monotonic()
+    seen = set(os.listdir(box))
+    while seen:
+        now = time.monotonic()
+        if now - last >= QUIET_S or now - start >= HOLD_MAX_S:
+            return
+        time.sleep(0.05)
+        names = set(os.listdir(box))
+        if names - seen:
+            last = time.monotonic()
+        seen = names
+
+
+def _linger(box: str) -> bool:
     """Wait up to :data:`LINGER_S` for another run (still holding the lock, so
-    otel-run starts no new deliverer meanwhile); what then arrived, claimed."""
+    otel-run starts no new deliverer meanwhile); whether one arrived."""
     import time
 
     deadline = time.monotonic() + LINGER_S
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        claimed = _claim(box)
-        if claimed:
-            return claimed
-    return []
+        if os.listdir(box):
+            return True
+    return False
 
 
 def _claim(box: str) -> list[str]:
