@@ -14,9 +14,10 @@ whole series) and exits without waiting. The deliverer:
 * claims each entry (removes it) before sending, so each handed-off run is
   tried once, by one deliverer; once the outbox is empty it waits
   :data:`LINGER_S` for more before it lets go;
-* sends it exactly as ``otel-trace push`` does (:func:`._push.send_run`): the
+* sends them as ``otel-trace push`` does (:func:`._push.send_runs`): the
   official OTLP exporters, every ``OTEL_EXPORTER_OTLP_*`` setting, within
-  ``OTEL_RUN_EXPORT_TIMEOUT``; on success the run is marked ``pushed/<run_id>``;
+  ``OTEL_RUN_EXPORT_TIMEOUT``, runs waiting together in one request (up to
+  :data:`BATCH_SPANS` spans); on success each run is marked ``pushed/<run_id>``;
 * appends one JSON line per run to the delivery record ``<store>/export.jsonl``
   (``ok``, or the ``error``). A run that was not delivered stays unpushed, and
   ``otel-trace push --unpushed`` sends it later;
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from otel_run._errors import OtelRunError
@@ -51,6 +52,8 @@ LINGER_S = 1.0
 """Seconds a deliverer waits for the next run once its outbox is empty:
 back-to-back runs share one deliverer, and so one interpreter and one import
 of the exporter stack."""
+BATCH_SPANS = 2048
+"""Runs waiting together are sent in one request of up to this many spans."""
 BACKSTOP_S = 30.0
 """Seconds past twice the send deadline after which the deliverer gives a send up."""
 
@@ -138,35 +141,51 @@ def _claim(box: str) -> list[str]:
 
 
 def _send(store: Store, run_ids: list[str], environ: Mapping[str, str], endpoint: str | None) -> None:
-    from otel_run.export._push import SendError, record_line, send_run
+    from otel_run.export._push import SendError, record_line, send_runs
 
     runs = {r.run_id: r for r in store.runs()}
-    run_ids.sort(key=lambda r: runs[r].start_ns if r in runs else 0)
-    failed: tuple[str, str] | None = None  # (run id, endpoint) of a failed send
+    todo = []
     for run_id in run_ids:
         run = runs.get(run_id)
         if run is None:
             _record(record_line, store, {"run_id": run_id, "ok": False, "error": "not in the store's index"})
-            continue
-        if store.was_pushed(run):
-            continue  # otel-trace push got there first
+        elif not store.was_pushed(run):  # otel-trace push may have got there first
+            todo.append(run)
+    todo.sort(key=lambda r: r.start_ns)
+    failed: tuple[str, str] | None = None  # (run id, endpoint) of a failed send
+    for batch in _batches(todo):
         if failed is not None:
             error = f"not tried: sending run {failed[0][:8]} to this endpoint failed just before"
-            fields = {"run_id": run_id, "trace_id": run.trace_id, "spans": run.spans, "endpoint": failed[1]}
-            _record(record_line, store, {**fields, "ok": False, "error": error})
+            for run in batch:
+                fields = {"run_id": run.run_id, "trace_id": run.trace_id, "spans": run.spans, "endpoint": failed[1]}
+                _record(record_line, store, {**fields, "ok": False, "error": error})
             continue
-        watchdog = _watchdog(store, run, environ, record_line)
+        watchdog = _watchdog(store, batch, environ, record_line)
         try:
-            send_run(store, run, environ, endpoint=endpoint, via=VIA)
+            send_runs(store, batch, environ, endpoint=endpoint, via=VIA)
         except SendError as exc:
-            failed = (run_id, exc.where)
+            failed = (batch[0].run_id, exc.where)
         except OtelRunError:
             pass  # in the record already (no spans, a bad setting)
         finally:
             watchdog.cancel()
 
 
-def _watchdog(store: Store, run: Run, environ: Mapping[str, str], record_line: Any) -> Any:
+def _batches(runs: list[Run]) -> Iterator[list[Run]]:
+    """Consecutive runs, up to :data:`BATCH_SPANS` spans a request (a run is never split)."""
+    batch: list[Run] = []
+    spans = 0
+    for run in runs:
+        if batch and spans + (run.spans or 0) > BATCH_SPANS:
+            yield batch
+            batch, spans = [], 0
+        batch.append(run)
+        spans += run.spans or 0
+    if batch:
+        yield batch
+
+
+def _watchdog(store: Store, batch: list[Run], environ: Mapping[str, str], record_line: Any) -> Any:
     import threading
 
     from otel_run.export._push import DEFAULT_TIMEOUT, export_timeout
@@ -178,7 +197,8 @@ def _watchdog(store: Store, run: Run, environ: Mapping[str, str], record_line: A
 
     def overdue() -> None:
         error = f"gave up: no result after {limit:.0f} s (the deliverer's own deadline)"
-        _record(record_line, store, {"run_id": run.run_id, "trace_id": run.trace_id, "ok": False, "error": error})
+        for run in batch:
+            _record(record_line, store, {"run_id": run.run_id, "trace_id": run.trace_id, "ok": False, "error": error})
         os._exit(1)
 
     timer = threading.Timer(limit, overdue)

@@ -55,17 +55,36 @@ def send_run(
 ) -> str:
     """Send ``run``, mark it pushed and add the attempt to the delivery record
     (``via`` says who sent it); returns a one-line report, raises OtelRunError."""
+    spans, where = send_runs(store, [run], environ, endpoint=endpoint, via=via)
+    return f"sent {spans} spans to {where}"
+
+
+def send_runs(
+    store: Store, runs: list[Run], environ: Mapping[str, str], *, endpoint: str | None = None, via: str
+) -> tuple[int, str]:
+    """Send ``runs`` in one export (one request), mark each pushed and add one
+    line per run to the delivery record; returns (spans sent, where). Raises
+    OtelRunError (every run's line then says why); a run without spans is
+    left out of the request, and fails alone."""
     started = time.monotonic()
-    trace = store.load_trace(run.trace_id)
+    traces = [store.load_trace(run.trace_id) for run in runs]
+    if len(runs) > 1:
+        for run, trace in [(r, t) for r, t in zip(runs, traces, strict=True) if not t.spans]:
+            _record_attempt(store, run, 0, None, via, started, f"trace {trace.trace_id} has no spans to send")
+        runs, traces = [r for r, t in zip(runs, traces, strict=True) if t.spans], [t for t in traces if t.spans]
+        if not runs:
+            raise OtelRunError("no spans to send")
     try:
-        where = push_trace(trace, environ, endpoint=endpoint)
+        where = push_traces(traces, environ, endpoint=endpoint)
     except OtelRunError as exc:
         tried = exc.where if isinstance(exc, SendError) else None
-        _record_attempt(store, run, len(trace.spans), tried, via, started, str(exc))
+        for run, trace in zip(runs, traces, strict=True):
+            _record_attempt(store, run, len(trace.spans), tried, via, started, str(exc))
         raise
-    store.mark_pushed(run, where)
-    _record_attempt(store, run, len(trace.spans), where, via, started, None)
-    return f"sent {len(trace.spans)} spans to {where}"
+    for run, trace in zip(runs, traces, strict=True):
+        store.mark_pushed(run, where)
+        _record_attempt(store, run, len(trace.spans), where, via, started, None)
+    return sum(len(t.spans) for t in traces), where
 
 
 def record_line(store: Store, fields: Mapping[str, Any]) -> None:
@@ -128,15 +147,23 @@ def _target(environ: Mapping[str, str], endpoint: str | None) -> str | None:
 def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
     """Send a trace; returns where it went. Raises :class:`SendError` when the
     collector did not take it, OtelRunError when it could not be tried."""
+    return push_traces([trace], environ, endpoint=endpoint)
+
+
+def push_traces(traces: list[Trace], environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
+    """Send traces in one export call; returns where they went. Raises
+    :class:`SendError` when the collector did not take them, OtelRunError when
+    they could not be tried."""
     protocol = _protocol(environ)
     timeout = export_timeout(environ)
     target = _target(environ, endpoint)
     if not target:
         raise OtelRunError("no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT or pass --endpoint")
-    if not trace.spans:
-        raise OtelRunError(f"trace {trace.trace_id} has no spans to send")
+    for trace in traces:
+        if not trace.spans:
+            raise OtelRunError(f"trace {trace.trace_id} has no spans to send")
     exporter, where = _exporter(protocol, endpoint, target, timeout)
-    spans = [to_readable_span(s) for s in trace.spans]
+    spans = [to_readable_span(s) for trace in traces for s in trace.spans]
     errors = _CapturedErrors()
     with errors:
         try:
