@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,3 +241,75 @@ def processes_under(span: Span) -> list[Span]:
             out.append(s)
         stack.extend(s.children)
     return out
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Serve:
+    """An ``otel-trace serve`` process (a real OTLP/HTTP receiver) on a port the
+    kernel chose (``--port 0``): it says which on its first line, once it listens."""
+
+    def __init__(self, store: Path, token: str | None = None) -> None:
+        self.store = store
+        self.port = 0
+        self.token = token
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Serve:
+        args = [OTEL_TRACE, "--store", str(self.store), "serve", "--port", "0", "-q"]
+        if self.token:
+            args += ["--token", self.token]
+        self.proc = subprocess.Popen(args, env=clean_env(), stderr=subprocess.PIPE)
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline().decode()
+        found = re.search(r"OTLP/HTTP on http://127\.0\.0\.1:(\d+)/v1/traces", line)
+        assert found, f"otel-trace serve did not start: {line!r}"
+        self.port = int(found.group(1))
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def post(self, body: bytes, headers: dict[str, str], path: str = "/v1/traces") -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+
+def delivery_record(store: Path) -> list[dict[str, Any]]:
+    """The lines of the store's delivery record (``export.jsonl``)."""
+    try:
+        text = (store / "export.jsonl").read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def wait_for_record(store: Path, run_ids: list[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
+    """The delivery record's line for each run, once every run has one (a wait
+    for a background process, not a claim about its speed)."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def check() -> bool:
+        found.clear()
+        found.update({line["run_id"]: line for line in delivery_record(store) if line["run_id"] in run_ids})
+        return len(found) == len(run_ids)
+
+    wait_for(check, timeout, f"the delivery record of {run_ids}")
+    return dict(found)

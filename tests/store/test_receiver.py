@@ -3,60 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import http.client
 import json
-import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from otel_run.store._store import Store
-from tests.conftest import OTEL_TRACE, PYTHON, Runner, clean_env, start_listening, wait_for
+from tests.conftest import PYTHON, Runner, Serve, delivery_record, start_listening, wait_for
 
 rotel = pytest.importorskip("rotel", reason="rotel (the OTLP collector used for interop) is not installed")
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
-
-
-class Serve:
-    """An ``otel-trace serve`` process on a port the kernel chose (``--port 0``):
-    it says which on its first line, once it listens."""
-
-    def __init__(self, store: Path, token: str | None = None) -> None:
-        self.store = store
-        self.port = 0
-        self.token = token
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Serve:
-        args = [OTEL_TRACE, "--store", str(self.store), "serve", "--port", "0", "-q"]
-        if self.token:
-            args += ["--token", self.token]
-        self.proc = subprocess.Popen(args, env=clean_env(), stderr=subprocess.PIPE)
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline().decode()
-        found = re.search(r"OTLP/HTTP on http://127\.0\.0\.1:(\d+)/v1/traces", line)
-        assert found, f"otel-trace serve did not start: {line!r}"
-        self.port = int(found.group(1))
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def post(self, body: bytes, headers: dict[str, str], path: str = "/v1/traces") -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
 
 
 @pytest.fixture
@@ -111,10 +68,10 @@ def test_otel_run_to_rotel_to_otel_trace_serve_arrives_whole(runner: Runner, ser
         env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{http_port}")
         code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'pass'])"
         result = runner.run(PYTHON, "-c", code, env=env, quiet=False)
-        assert result.returncode == 0 and b"sent " in result.stderr, result.stderr
+        assert result.returncode == 0 and b"handed to the OTLP deliverer" in result.stderr, result.stderr
         run, local = runner.last()
         home = Store(str(serve.store))
-        wait_for(lambda: len(home.load_trace(run.trace_id).spans) >= len(local.spans), timeout=30, what="spans at home")
+        wait_for(lambda: len(home.load_trace(run.trace_id).spans) >= len(local.spans), timeout=60, what="spans at home")
         received = home.load_trace(run.trace_id)
         assert set(received.by_id) == set(local.by_id)
         for span in local.spans:
@@ -212,3 +169,18 @@ def test_push_backfills_a_label_into_a_receiver_and_skips_what_was_sent(runner: 
     assert "no runs match" in future.stderr
     bad = runner.trace_cli("push", "--since", "yesterday", env=env)
     assert bad.returncode == 2 and "--since 'yesterday'" in bad.stderr
+
+
+def test_push_unpushed_alone_sends_every_run_not_sent_yet_and_records_it(runner: Runner, serve: Serve) -> None:
+    for label in ("a", "b"):
+        assert runner.run("-l", label, PYTHON, "-c", "pass").returncode == 0
+    env = runner.env(OTEL_EXPORTER_OTLP_ENDPOINT=serve.endpoint)
+    first = runner.trace_cli("push", "--unpushed", env=env)
+    assert first.returncode == 0 and "2 of 2 runs sent" in first.stderr, first.stderr
+    assert "no runs match" in runner.trace_cli("push", "--unpushed", env=env).stderr
+    runs = Store(str(runner.store)).runs()
+    record = delivery_record(runner.store)
+    assert [(x["run_id"], x["ok"], x["via"]) for x in record] == [(r.run_id, True, "otel-trace push") for r in runs]
+    assert all(x["spans"] == 2 and serve.endpoint in x["endpoint"] for x in record)
+    both = runner.trace_cli("push", runs[0].run_id, "--unpushed", env=env)
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -5,6 +5,7 @@
     otel-trace export [RUN] --format otlp|chrome [-o FILE]
     otel-trace push [RUN] [--endpoint URL]
     otel-trace push --label NAME | --since DATE [--until DATE] [--unpushed] [--endpoint URL]
+    otel-trace push --unpushed [--endpoint URL]
     otel-trace serve [--host ADDR] [--port N] [--token TOKEN]
 
 RUN is a run id, a trace id, or a prefix of either; it defaults to the last run.
@@ -63,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="send every finished run with this label")
     p.add_argument("--since", metavar="DATE", help="send runs started at or after DATE (YYYY-MM-DD[THH:MM[:SS]], UTC)")
     p.add_argument("--until", metavar="DATE", help="... and before DATE")
-    p.add_argument("--unpushed", action="store_true", help="skip runs already sent")
+    p.add_argument(
+        "--unpushed",
+        action="store_true",
+        help="skip runs already sent (alone: every run not sent yet); first waits for a background deliverer at work",
+    )
 
     p = sub.add_parser("serve", help="receive OTLP/HTTP traces from other machines into the store")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -171,14 +176,17 @@ def _export(store: Store, args: argparse.Namespace) -> int:
 def _push(store: Store, args: argparse.Namespace) -> int:
     from otel_run.export._push import push_run
 
-    if not (args.label or args.since or args.until):
-        if args.unpushed:
-            raise UsageError("--unpushed goes with --label, --since or --until")
+    if not (args.label or args.since or args.until or args.unpushed):
         _err(push_run(store, args.run, os.environ, endpoint=args.endpoint))
         return 0
     if args.run:
-        raise UsageError("give either RUN or --label/--since/--until, not both")
+        raise UsageError("give either RUN or --label/--since/--until/--unpushed, not both")
     since, until = _date(args.since, "--since"), _date(args.until, "--until")
+    if args.unpushed:
+        from otel_run.export._outbox import wait_for_deliverers
+
+        if not wait_for_deliverers(store.root, _DELIVERER_WAIT_S):
+            _err(f"otel-trace push: a background deliverer is still at work after {_DELIVERER_WAIT_S:.0f} s; going on")
     runs = [
         r
         for r in store.runs()
@@ -200,6 +208,10 @@ def _push(store: Store, args: argparse.Namespace) -> int:
             _err(f"{run.run_id[:8]}: not sent ({exc})")
     _err(f"otel-trace push: {len(runs) - failed} of {len(runs)} runs sent")
     return 1 if failed else 0
+
+
+_DELIVERER_WAIT_S = 60.0
+"""How long ``push --unpushed`` waits for a background deliverer to finish."""
 
 
 def _date(text: str | None, flag: str) -> int | None:

@@ -6,47 +6,164 @@ The spans are rebuilt as SDK ``ReadableSpan`` objects and handed to
 ``OTEL_EXPORTER_OTLP_*`` setting (headers, TLS, compression, timeout) applies
 as the exporters define it. The send has its own deadline
 (``OTEL_RUN_EXPORT_TIMEOUT``, default 5 s); failing to send never loses the run:
-it stays in the store for ``otel-trace push``.
+it stays in the store for ``otel-trace push``. Every attempt to send a stored
+run, by ``otel-trace push`` or by otel-run's background deliverer
+(:mod:`._deliver`), is one JSON line in the store's delivery record,
+``export.jsonl``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from otel_run import _env
 from otel_run._errors import OtelRunError
+from otel_run.store import _layout
 from otel_run.store._model import Span, Trace
-from otel_run.store._store import Store
+from otel_run.store._store import Run, Store
 
 DEFAULT_TIMEOUT = 5.0
 
 
-def push_run(store: Store, ref: str | None, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
+class SendError(OtelRunError):
+    """The collector was tried and did not take the spans (refused, unreachable,
+    no answer before the deadline, an error status)."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(f"{where}: {detail}")
+        self.where = where
+
+
+def push_run(
+    store: Store,
+    ref: str | None,
+    environ: Mapping[str, str],
+    *,
+    endpoint: str | None = None,
+    via: str = "otel-trace push",
+) -> str:
     """Send one stored run; returns a one-line report, raises OtelRunError."""
-    run = store.find_run(ref)
-    trace = store.load_trace(run.trace_id)
-    where = push_trace(trace, environ, endpoint=endpoint)
-    store.mark_pushed(run, where)
-    return f"sent {len(trace.spans)} spans to {where}"
+    return send_run(store, store.find_run(ref), environ, endpoint=endpoint, via=via)
 
 
-def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
-    """Send a trace; returns where it went."""
-    protocol = _protocol(environ)
-    timeout = _timeout(environ)
-    target = (
+def send_run(
+    store: Store, run: Run, environ: Mapping[str, str], *, endpoint: str | None = None, via: str = "otel-trace push"
+) -> str:
+    """Send ``run``, mark it pushed and add the attempt to the delivery record
+    (``via`` says who sent it); returns a one-line report, raises OtelRunError."""
+    spans, where = send_runs(store, [run], environ, endpoint=endpoint, via=via)
+    return f"sent {spans} spans to {where}"
+
+
+def send_runs(
+    store: Store, runs: list[Run], environ: Mapping[str, str], *, endpoint: str | None = None, via: str
+) -> tuple[int, str]:
+    """Send ``runs`` in one export (one request), mark each pushed and add one
+    line per run to the delivery record; returns (spans sent, where). Raises
+    OtelRunError (every run's line then says why); a run without spans is
+    left out of the request, and fails alone."""
+    started = time.monotonic()
+    traces = [store.load_trace(run.trace_id) for run in runs]
+    if len(runs) > 1:
+        for run, trace in [(r, t) for r, t in zip(runs, traces, strict=True) if not t.spans]:
+            _record_attempt(store, run, 0, None, via, started, f"trace {trace.trace_id} has no spans to send")
+        runs, traces = [r for r, t in zip(runs, traces, strict=True) if t.spans], [t for t in traces if t.spans]
+        if not runs:
+            raise OtelRunError("no spans to send")
+    try:
+        where = push_traces(traces, environ, endpoint=endpoint)
+    except OtelRunError as exc:
+        tried = exc.where if isinstance(exc, SendError) else None
+        for run, trace in zip(runs, traces, strict=True):
+            _record_attempt(store, run, len(trace.spans), tried, via, started, str(exc))
+        raise
+    for run, trace in zip(runs, traces, strict=True):
+        store.mark_pushed(run, where)
+        _record_attempt(store, run, len(trace.spans), where, via, started, None)
+    return sum(len(t.spans) for t in traces), where
+
+
+def record_line(store: Store, fields: Mapping[str, Any]) -> None:
+    """Append one line to the delivery record, ``<store>/export.jsonl`` (one
+    ``write(2)`` with ``O_APPEND``). Raises OSError (FileNotFoundError when the
+    store is gone: the record never re-creates it)."""
+    import json
+
+    from otel_run._redact import redact_text, remember_environment
+
+    remember_environment(os.environ)  # a token from the environment quoted in an error
+    now = time.time()
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        **{k: redact_text(v) if k in ("endpoint", "error") and isinstance(v, str) else v for k, v in fields.items()},
+    }
+    data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+    fd = os.open(os.path.join(store.root, _layout.EXPORT_RECORD), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _record_attempt(
+    store: Store, run: Run, spans: int, where: str | None, via: str, started: float, error: str | None
+) -> None:
+    fields: dict[str, Any] = {
+        "run_id": run.run_id,
+        "trace_id": run.trace_id,
+        "spans": spans,
+        "endpoint": where,
+        "ok": error is None,
+        "seconds": round(time.monotonic() - started, 3),
+        "via": via,
+        "pid": os.getpid(),
+    }
+    if error is not None:
+        fields["error"] = error
+    try:
+        record_line(store, fields)
+    except OSError:
+        pass  # the record is a convenience; the pushed/ marker is what counts
+
+
+def has_endpoint(environ: Mapping[str, str], endpoint: str | None = None) -> bool:
+    """Whether there is anywhere to send to (``--endpoint`` or the standard variables)."""
+    return bool(_target(environ, endpoint))
+
+
+def _target(environ: Mapping[str, str], endpoint: str | None) -> str | None:
+    return (
         endpoint
         or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
         or environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT)
+        or None
     )
+
+
+def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
+    """Send a trace; returns where it went. Raises :class:`SendError` when the
+    collector did not take it, OtelRunError when it could not be tried."""
+    return push_traces([trace], environ, endpoint=endpoint)
+
+
+def push_traces(traces: list[Trace], environ: Mapping[str, str], *, endpoint: str | None = None) -> str:
+    """Send traces in one export call; returns where they went. Raises
+    :class:`SendError` when the collector did not take them, OtelRunError when
+    they could not be tried."""
+    protocol = _protocol(environ)
+    timeout = export_timeout(environ)
+    target = _target(environ, endpoint)
     if not target:
         raise OtelRunError("no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT or pass --endpoint")
-    if not trace.spans:
-        raise OtelRunError(f"trace {trace.trace_id} has no spans to send")
+    for trace in traces:
+        if not trace.spans:
+            raise OtelRunError(f"trace {trace.trace_id} has no spans to send")
     exporter, where = _exporter(protocol, endpoint, target, timeout)
-    spans = [to_readable_span(s) for s in trace.spans]
+    spans = [to_readable_span(s) for trace in traces for s in trace.spans]
     errors = _CapturedErrors()
     with errors:
         try:
@@ -57,15 +174,8 @@ def push_trace(trace: Trace, environ: Mapping[str, str], *, endpoint: str | None
 
     if result is not SpanExportResult.SUCCESS:
         detail = errors.last or "the collector did not accept the spans"
-        raise OtelRunError(f"{where}: {detail}")
+        raise SendError(where, detail)
     return where
-
-
-def preload(environ: Mapping[str, str]) -> None:
-    """Import the exporter stack now: otel-run calls this while the command runs,
-    so the import does not add to the run's wall time."""
-    _exporter_class(_protocol(environ))
-    from opentelemetry.sdk.trace import ReadableSpan  # noqa: F401 - what to_readable_span builds
 
 
 def _protocol(environ: Mapping[str, str]) -> str:
@@ -76,7 +186,8 @@ def _protocol(environ: Mapping[str, str]) -> str:
     ).strip()
 
 
-def _timeout(environ: Mapping[str, str]) -> float:
+def export_timeout(environ: Mapping[str, str]) -> float:
+    """``OTEL_RUN_EXPORT_TIMEOUT`` in seconds (default 5); raises OtelRunError when it is not a positive number."""
     raw = environ.get(_env.OTEL_RUN_EXPORT_TIMEOUT)
     if not raw:
         return DEFAULT_TIMEOUT

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from otel_run.export._outbox import Spare
     from otel_run.run._container import ContainerRun
     from otel_run.run._record import RunRecord
 
@@ -42,8 +43,9 @@ options:
   -s, --service-name NAME  service.name of the root span (default: otel-run)
       --store DIR          store directory (default: $OTEL_RUN_STORE,
                            else $XDG_DATA_HOME/otel-run or ~/.local/share/otel-run)
-      --export             also send the run over OTLP (the default when
-                           OTEL_EXPORTER_OTLP_ENDPOINT is set)
+      --export             also send the run over OTLP, from a background
+                           deliverer otel-run does not wait for (the default
+                           when OTEL_EXPORTER_OTLP_ENDPOINT is set)
       --no-export          do not send the run
       --endpoint URL       OTLP endpoint to send the run to (implies --export)
   -q, --quiet              print no summary on stderr
@@ -307,6 +309,8 @@ class _Finisher:
         self.series: dict[str, Any] | None = None
         self.start_ns: int | None = None
         self.container: ContainerRun | None = None
+        self.spare: Spare | None = None
+        """The deliverer-to-be started while the command runs (when exporting one run)."""
 
     def _record(self) -> RunRecord:
         if self.record is None:
@@ -339,9 +343,13 @@ class _Finisher:
             record.append_index(record.index_start())
             record.git_commit = head_commit(record.cwd)
             if _wants_export(self.opts, self.environ):
-                from otel_run.export._push import preload
+                import fcntl  # noqa: F401 - the hand-off's, loaded now rather than after the command
 
-                preload(self.environ)  # the exporter stack loads while the command runs
+                from otel_run.export import _outbox
+
+                if self.series is None and _has_target(self.opts.endpoint, self.environ):
+                    # started now, so that after the command otel-run only writes "go" to a pipe
+                    self.spare = _outbox.start_spare(record.store, self.environ, self.opts.endpoint, _pylib())
 
         _safely(work)
 
@@ -379,8 +387,8 @@ class _Finisher:
         processes = len(trace.processes)
         record.append_index(record.index_end(end_ns, exit_code, spans, processes))
         pushed = None
-        if _wants_export(self.opts, self.environ):
-            pushed = _push(store, record.run_id, self.opts.endpoint, self.environ)
+        if self.series is None and _wants_export(self.opts, self.environ):  # a series hands off once, at its end
+            pushed = _hand_off(store.root, [record.run_id], spans, self.opts.endpoint, self.environ, self.spare)
         if not self.opts.quiet:
             wall = (end_ns - record.start_ns) / 1e9
             _say(
@@ -445,13 +453,38 @@ def _wants_export(opts: Options, environ: Mapping[str, str]) -> bool:
     return bool(environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT) or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT))
 
 
-def _push(store: object, run_id: str, endpoint: str | None, environ: Mapping[str, str]) -> str:
-    from otel_run.export._push import push_run
+def _has_target(endpoint: str | None, environ: Mapping[str, str]) -> bool:
+    return bool(
+        endpoint
+        or environ.get(_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+        or environ.get(_env.OTEL_EXPORTER_OTLP_ENDPOINT)
+    )
 
+
+def _hand_off(
+    root: str,
+    run_ids: list[str],
+    spans: int,
+    endpoint: str | None,
+    environ: Mapping[str, str],
+    spare: Spare | None = None,
+) -> str:
+    """Leave the runs to the background deliverer (never waits for a collector);
+    returns the summary's line about it."""
+    from otel_run.store._layout import EXPORT_RECORD
+
+    what = f"{len(run_ids)} runs" if len(run_ids) != 1 else f"run {run_ids[0][:8]}"
+    later = "otel-trace push " + (run_ids[0][:8] if len(run_ids) == 1 else "--unpushed")
+    if not _has_target(endpoint, environ):
+        return f"not sent (no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT or pass --endpoint); kept locally: {later}"
     try:
-        return push_run(store, run_id, environ, endpoint=endpoint)  # type: ignore[arg-type]
-    except OtelRunError as exc:
-        return f"not sent ({exc}); kept locally: otel-trace push {run_id[:8]}"
+        from otel_run.export._outbox import hand_off
+
+        hand_off(root, run_ids, environ, endpoint, _pylib(), spare)
+    except OSError as exc:
+        return f"not sent (cannot start the deliverer: {exc}); kept locally: {later}"
+    record = os.path.join(root, EXPORT_RECORD)
+    return f"{spans} span{'s' if spans != 1 else ''} of {what} handed to the OTLP deliverer (record: {record})"
 
 
 # signals whose default action dumps core: otel-run re-raises them with RLIMIT_CORE 0

@@ -6,7 +6,9 @@ too, marked ``warmup``, and left out by span-diff). Like hyperfine: stdin is
 ``/dev/null`` and output is discarded (``--show-output`` passes it through);
 a failing run's last lines of stderr are shown, the run is reported and left
 out of the statistics, and the series exits with the first failure's status.
-Ctrl-C stops the series after the current run.
+Ctrl-C stops the series after the current run. When the runs are exported,
+one background deliverer is started after the last run for the whole series,
+so no delivery competes with a measured run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_run import _wire
-from otel_run.run._cli import Options, _say, run
+from otel_run.run._cli import Options, _hand_off, _say, _wants_export, run
 from otel_run.run._supervise import Child
 
 _BAR = 24
@@ -77,11 +79,31 @@ def repeat(opts: Options, environ: Mapping[str, str]) -> int:
     if tty:
         sys.stderr.write("\r\033[K")
     _summary(results, label, runs)
+    if _wants_export(opts, environ):
+        _export(opts, environ, series)
     failed = [r for r in results if r.code != 0]
     return failed[0].code if failed else 0
 
 
 # ------------------------------------------------------------------ private
+
+
+def _export(opts: Options, environ: Mapping[str, str], series: str) -> None:
+    """Hand every stored run of the series to one deliverer."""
+    from otel_run.store._layout import store_root
+    from otel_run.store._store import Store
+
+    try:
+        store = Store(store_root(environ, opts.store))
+        done = [r for r in store.runs() if r.series == series and r.finished]
+    except Exception as exc:
+        _say(f"otel-run: warning: the series was not handed to the deliverer: {exc}")
+        return
+    if done:
+        _say(
+            "otel-run: "
+            + _hand_off(store.root, [r.run_id for r in done], sum(r.spans or 0 for r in done), opts.endpoint, environ)
+        )
 
 
 class _stdio:

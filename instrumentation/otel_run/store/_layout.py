@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 INDEX = "index.jsonl"
 TRACES = "traces"
 PUSHED = "pushed"
+OUTBOX = "outbox"
+"""``outbox/<key>/<run_id>``: runs otel-run handed to the background deliverer
+(one directory per set of export settings); ``outbox/<key>.lock`` is held by
+the deliverer working on that directory."""
+EXPORT_RECORD = "export.jsonl"
+"""One JSON line per attempt to send a run to a collector."""
 
 
 def store_root(environ: Mapping[str, str], override: str | None = None) -> str:

@@ -151,8 +151,13 @@ class Store:
         return os.path.exists(os.path.join(self.root, _layout.PUSHED, run.run_id))
 
     def mark_pushed(self, run: Run, endpoint: str) -> None:
+        """Write ``pushed/<run_id>``. Raises FileNotFoundError when the store
+        itself is gone (a background deliverer must not re-create it)."""
         path = os.path.join(self.root, _layout.PUSHED)
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass
         import time
 
         with open(os.path.join(path, run.run_id), "w", encoding="utf-8") as f:
