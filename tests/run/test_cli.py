@@ -438,8 +438,15 @@ def test_a_signal_the_child_handles_is_on_its_span(runner: Runner) -> None:
     ],
 )
 def test_otel_run_ends_as_its_command_ended(runner: Runner, tmp_path: Path, command: str, outcome: int) -> None:
-    bare = subprocess.run(["sh", "-c", command], cwd=tmp_path, env=clean_env(), capture_output=True)
-    traced = subprocess.run([OTEL_RUN, "-q", "sh", "-c", command], cwd=tmp_path, env=runner.env(), capture_output=True)
+    def defaults() -> None:  # a background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+
+    def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, preexec_fn=defaults)
+
+    bare = run(["sh", "-c", command], clean_env())
+    traced = run([OTEL_RUN, "-q", "sh", "-c", command], runner.env())
     assert bare.returncode == outcome
     assert traced.returncode == bare.returncode
     assert not list(tmp_path.glob("core*"))
