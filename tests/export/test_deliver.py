@@ -79,6 +79,18 @@ def _one_deliverer(store: Path) -> int:
     return found[0]
 
 
+def _descriptors(pid: int) -> dict[int, str]:
+    """What ``pid``'s descriptors point to (one it closes meanwhile, e.g. the
+    directory of a listdir, is left out)."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+    return out
+
+
 def _take(lock: Path) -> int:
     """Take a deliverer's lock (waiting while a deliverer still holds it)."""
     held: list[int] = []
@@ -190,7 +202,7 @@ def test_the_deliverer_is_detached_and_idle(runner: Runner, silent: int) -> None
         try:
             os.set_blocking(read_end, False)
             assert os.read(read_end, 1) == b""  # EOF: no process holds the write end any more
-            fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            fds = _descriptors(pid)
             assert [fds[0], fds[1], fds[2]] == [os.devnull] * 3, fds
             assert not [t for t in fds.values() if t.startswith("pipe:")], fds
             assert os.getsid(pid) == pid != os.getsid(0)
