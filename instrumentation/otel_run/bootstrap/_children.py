@@ -48,9 +48,6 @@ ORIGINAL_WAIT4 = os.wait4
 """``os.wait4`` before the bootstrap wrapped it (for reapers that record themselves)."""
 MANAGED_PIDS: "set[int]" = set()
 """Children whose span a more precise hook (``subprocess``) writes."""
-SIGNALLED: "dict[int, int]" = {}
-"""The last signal this process sent to each pid (``os.kill``): a child it ends
-with it ended as asked (:data:`otel_run._wire.SIGNAL_EXPECTED`)."""
 SPAWNED: "dict[int, tuple[str, int, str, list[str], str]]" = {}
 """Children started by ``os.fork``/``os.forkpty``/``os.posix_spawn*``, by pid:
 (span id, start, parent span, command, span name), for the record written when
@@ -228,7 +225,6 @@ def _waited(process: "Process", pid: int, status: int, rusage: "Any") -> None:
         process.ensure()
         now = time_ns()
         code, signal_name = exit_status(status)
-        asked = ended_as_asked(pid, status)
         known = SPAWNED.pop(pid, None)
         record_kind, name, argv = RECORD_WAITED, None, None
         if known is not None:
@@ -250,17 +246,10 @@ def _waited(process: "Process", pid: int, status: int, rusage: "Any") -> None:
             rusage,
             record_kind,
             name=name,
-            expected=asked,
         )
         process.writer.write(process.trace_id, '{"resourceSpans":[' + record + "]}")
     except Exception as exc:
         debug(f"recording the exit of {pid} failed: {exc!r}")
-
-
-def ended_as_asked(pid: int, status: int) -> bool:
-    """Whether a reaped child died of the signal this process last sent it."""
-    sent = SIGNALLED.pop(pid, None)
-    return sent is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == sent
 
 
 def _wrap_kill(process: "Process") -> None:
@@ -268,12 +257,9 @@ def _wrap_kill(process: "Process") -> None:
 
     def kill(pid: int, signal: int) -> None:
         original(pid, signal)
-        if pid > 0 and signal:
-            if len(SIGNALLED) >= 4096:
-                SIGNALLED.clear()
-            SIGNALLED[pid] = int(signal)
-            if len(process.signals_sent) < SIGNALS_KEPT:  # for a process someone else reaps (a forkserver's worker)
-                process.signals_sent.append((time_ns(), pid, int(signal)))
+        # the readers see a process that died of it as ended as asked (store._merge)
+        if pid > 0 and signal and len(process.signals_sent) < SIGNALS_KEPT:
+            process.signals_sent.append((time_ns(), pid, int(signal)))
 
     os.kill = _like(original, kill)
 
@@ -294,7 +280,6 @@ def _register_fork(process: "Process") -> None:
         process.writer.after_fork()
         process.fork_pending = (forked[0] or time_ns(), forked[1] or process.span_id)
         SPAWNED.clear()  # the parent's children are not ours
-        SIGNALLED.clear()
 
     os.register_at_fork(before=before, after_in_child=after_in_child)
     for name in ("fork", "forkpty"):

@@ -94,12 +94,6 @@ class Call:
     def name(self) -> str:
         return "subprocess " + (os.path.basename(self.argv[0]) if self.argv else "?")
 
-    @property
-    def asked(self) -> bool:
-        """The child died of the signal the program sent it (``terminate()``)."""
-        rc = self.returncode
-        return rc is not None and rc < 0 and _children.SIGNALLED.get(self.pid) == -rc
-
     def call_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             "process.command": self.argv[0] if self.argv else "",
@@ -124,8 +118,6 @@ class Call:
         if rc is None or rc == 0:
             return _wire.STATUS_UNSET, ""
         if rc < 0:
-            if self.asked:  # the program sent that signal itself (terminate(), kill())
-                return _wire.STATUS_UNSET, ""
             return _wire.STATUS_ERROR, f"killed by {_wire.signal_name(-rc)}"
         return _wire.STATUS_ERROR, f"exit code {rc}"
 
@@ -192,7 +184,6 @@ class BootRecorder:
                     None if rc is None else _exit_code(rc),
                     _wire.signal_name(-rc) if rc is not None and rc < 0 else None,
                     call.rusage,
-                    expected=call.asked,
                 )
             )
         process.writer.write(process.trace_id, '{"resourceSpans":[' + ",".join(resource_spans) + "]}")
