@@ -42,6 +42,12 @@ otel-run's own variables:
     Directory that holds the OpenTelemetry libraries otel-run runs with. A traced
     Python that lacks them (another virtualenv, a container) appends it to
     ``sys.path`` when it first needs them, never earlier.
+``OTEL_RUN_CALLER_SIGIGN``
+    Set by the ``otel-run`` launcher (a shell script) for the Python half of
+    otel-run, never for the command: the signals otel-run's caller ignored, as
+    the decimal mask of ``/proc/self/stat``. CPython ignores SIGPIPE and SIGXFSZ
+    before any of otel-run's code runs; the command gets the caller's
+    dispositions from this. Unset, it gets them at their defaults.
 ``OTEL_RUN_CONTAINER_MOUNT``
     ``false`` stops ``otel-run docker|podman run`` from bind-mounting otel-run's
     bootstrap, the OpenTelemetry libraries and the store into the container (the
@@ -113,6 +119,7 @@ OTEL_RUN_PROCESS = "OTEL_RUN_PROCESS"
 OTEL_RUN_PYLIB = "OTEL_RUN_PYLIB"
 OTEL_RUN_DEBUG = "OTEL_RUN_DEBUG"
 OTEL_RUN_CONTAINER_MOUNT = "OTEL_RUN_CONTAINER_MOUNT"
+OTEL_RUN_CALLER_SIGIGN = "OTEL_RUN_CALLER_SIGIGN"
 OTEL_RUN_SERVE_TOKEN = "OTEL_RUN_SERVE_TOKEN"
 OTEL_RUN_REQUIRE_ENGINE = "OTEL_RUN_REQUIRE_ENGINE"
 OTEL_RUN_EXPORT_TIMEOUT = "OTEL_RUN_EXPORT_TIMEOUT"

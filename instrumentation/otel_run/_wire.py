@@ -68,6 +68,10 @@ a reader sees a process that died of it, reaped by another, as ended as asked.""
 EVENT_SIGNAL_FORWARDED = "otel_run.signal.forwarded"
 """An event on the command's process span: otel-run passed it a signal sent to
 otel-run (``otel_run.process.signal``, from ``otel_run.signal.sender.pid``)."""
+EVENT_SIGNAL_GROUP = "otel_run.signal.group"
+"""An event on the command's process span: a signal sent to otel-run's whole
+process group reached the command from its sender; otel-run did not pass it on
+a second time (attributes as for ``otel_run.signal.forwarded``)."""
 SIGNALS_KEPT = 256
 
 NAME_MAX = 100

@@ -17,7 +17,7 @@ from time import time_ns
 from otel_run import __version__, _env, _wire
 from otel_run._errors import OtelRunError, UsageError
 from otel_run.bootstrap import _children
-from otel_run.run._supervise import Child
+from otel_run.run._supervise import Child, take_caller_state
 from otel_run.store._layout import store_root
 
 TYPE_CHECKING = False
@@ -165,6 +165,7 @@ def parse_args(argv: Sequence[str]) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``otel-run``; returns the exit status."""
     args = sys.argv[1:] if argv is None else list(argv)
+    take_caller_state(os.environ)
     try:
         opts = parse_args(args)
     except OtelRunError as exc:

@@ -130,11 +130,11 @@ class RunRecord:
             expected=child.died_of_forwarded,
             events=[
                 (
-                    _wire.EVENT_SIGNAL_FORWARDED,
+                    _wire.EVENT_SIGNAL_FORWARDED if passed_on else _wire.EVENT_SIGNAL_GROUP,
                     when,
                     {"otel_run.process.signal": _wire.signal_name(signo), "otel_run.signal.sender.pid": sender},
                 )
-                for when, signo, sender in child.forwarded[: _wire.SIGNALS_KEPT]
+                for when, signo, sender, passed_on in child.forwarded[: _wire.SIGNALS_KEPT]
             ],
         )
         self.writer.write(self.trace_id, '{"resourceSpans":[' + record + "]}")
