@@ -28,6 +28,9 @@ WORKLOADS = {
     "posix_spawnp": "os.waitpid(os.posix_spawnp(sys.executable, [sys.executable, '-c', 'pass'], os.environ), 0)",
     "fork-exec": "pid = os.fork()\nif pid == 0: os.execv('/bin/true', ['true'])\nos.waitpid(pid, 0)",
     "fork-exit": "pid = os.fork()\nif pid == 0: os._exit(4)\nos.waitpid(pid, 0)",
+    # a terminal of their own: pty.spawn forks with os.forkpty and execs
+    "pty.spawn": "import pty; pty.spawn(['sh', '-c', 'exit 0'])",
+    "forkpty-exit": "pid, fd = os.forkpty()\nif pid == 0: os._exit(5)\nos.waitpid(pid, 0)",
     "pipeline": "a = subprocess.Popen([sys.executable, '-c', 'print(1)'], stdout=subprocess.PIPE)\n"
     "subprocess.run(['cat'], stdin=a.stdout, stdout=subprocess.DEVNULL); a.wait()",
 }
