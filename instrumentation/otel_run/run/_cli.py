@@ -312,6 +312,8 @@ class _Finisher:
         self.container: ContainerRun | None = None
         self.spare: Spare | None = None
         """The deliverer-to-be started while the command runs (when exporting one run)."""
+        self.notice: str | None = None
+        """Earlier runs the deliverer could not send (said even with ``-q``)."""
 
     def _record(self) -> RunRecord:
         if self.record is None:
@@ -351,6 +353,10 @@ class _Finisher:
                 if self.series is None and _has_target(self.opts.endpoint, self.environ):
                     # started now, so that after the command otel-run only writes "go" to a pipe
                     self.spare = _outbox.start_spare(record.store, self.environ, self.opts.endpoint, _pylib())
+                if _has_target(self.opts.endpoint, self.environ):
+                    from otel_run.export._notice import undelivered
+
+                    self.notice = undelivered(record.store)
 
         _safely(work)
 
@@ -399,6 +405,8 @@ class _Finisher:
                 + f"otel-run: stored in {store.trace_path(record.trace_id)} (otel-trace show {record.run_id[:8]})"
                 + (f"\notel-run: {pushed}" if pushed else "")
             )
+        if self.notice:
+            _say(f"otel-run: {self.notice}")
 
 
 def _container_command(
