@@ -159,10 +159,16 @@ def attributes_json(attributes: "Mapping[str, Any] | Iterable[tuple[str, Any]]")
 
 def learn_secrets(environ: "Mapping[str, str]") -> None:
     """Redact the values of ``environ``'s credential-named variables from now on
-    (and forget encodings made before)."""
-    remember_environment(environ)
-    _encoded.clear()
-    _names.clear()
+    (and forget encodings made before, if that taught something new).
+
+    Called with a process's own environment when it starts and with each
+    child's when it is spawned (a variable set at run time, or given to the
+    child only), so a value passed on to a descendant is redacted from the
+    command lines and messages this process writes too. Cheap when the
+    environment is one it has seen."""
+    if remember_environment(environ):
+        _encoded.clear()
+        _names.clear()
 
 
 def span_json(

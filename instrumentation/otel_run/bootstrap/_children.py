@@ -27,6 +27,7 @@ from otel_run._wire import (
     debug,
     derived_span_id,
     exit_status,
+    learn_secrets,
     new_span_id,
     reaped_child_json,
     traceparent,
@@ -66,7 +67,9 @@ def child_environment(
     relation: str,
     spawn_ns: int,
 ) -> "dict[str, str]":
-    """The environment for a child of ``process`` whose span ``span_id`` we reserve."""
+    """The environment for a child of ``process`` whose span ``span_id`` we reserve
+    (its credential-named variables' values are redacted from what we write)."""
+    learn_secrets(base)
     env = dict(base)
     for name in (_env.TRACESTATE, _env.BAGGAGE, _env.OTEL_RUN_PYLIB):
         value = process.environ.get(name)
@@ -127,7 +130,7 @@ def _exec_wrapper(
         outer = pending[0] is None
         saved = os.environ.get(_env.OTEL_RUN_PROCESS)
         try:
-            hint = _end_before_exec(process, args) if outer else str(pending[0])
+            hint = _end_before_exec(process, args, rest[0] if has_env and rest else None) if outer else str(pending[0])
             if has_env and rest:
                 env = dict(rest[0])
                 env[_env.TRACEPARENT] = traceparent(process.trace_id, process.span_id)
@@ -158,7 +161,7 @@ def _path_search_wrapper(
             return original(file, args, env)
         saved = os.environ.get(_env.OTEL_RUN_PROCESS)
         try:
-            pending[0] = _end_before_exec(process, args)
+            pending[0] = _end_before_exec(process, args, env)
         except Exception as exc:
             debug(f"preparing exec failed: {exc!r}")
             return original(file, args, env)
@@ -173,9 +176,10 @@ def _path_search_wrapper(
     return _like(original, execvpe)
 
 
-def _end_before_exec(process: "Process", args: "Any") -> str:
+def _end_before_exec(process: "Process", args: "Any", env: "Mapping[str, str] | None") -> str:
     """End this image's process span (the exec's record) and return the hint
     its successor adopts its span id from."""
+    learn_secrets(os.environ if env is None else env)
     process.ensure()
     hint = f"{new_span_id()}-{process.span_id}-{process.pid}-x-{time_ns()}"
     process.exec_args = [os.fsdecode(a) for a in args]
@@ -375,6 +379,7 @@ def _system_wrapper(process: "Process", original: "Callable[[Any], int]") -> "Ca
             used = _usage(after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
             code, signal_name = exit_status(status) if status >= 0 else (None, None)
             argv = ["sh", "-c", os.fsdecode(command)]
+            learn_secrets(os.environ)  # the shell's: a variable set at run time
             record = reaped_child_json(
                 process.trace_id, span_id, parent_id, argv, None, start, time_ns(), code, signal_name, used
             )

@@ -163,6 +163,7 @@ def push_traces(traces: list[Trace], environ: Mapping[str, str], *, endpoint: st
         if not trace.spans:
             raise OtelRunError(f"trace {trace.trace_id} has no spans to send")
     exporter, where = _exporter(protocol, endpoint, target, timeout)
+    where = _redacted(where, environ)  # as shown, recorded and marked: no credential of the URL
     spans = [to_readable_span(s) for trace in traces for s in trace.spans]
     errors = _CapturedErrors()
     with errors:
@@ -174,8 +175,15 @@ def push_traces(traces: list[Trace], environ: Mapping[str, str], *, endpoint: st
 
     if result is not SpanExportResult.SUCCESS:
         detail = errors.last or "the collector did not accept the spans"
-        raise SendError(where, detail)
+        raise SendError(where, _redacted(detail, environ))
     return where
+
+
+def _redacted(text: str, environ: Mapping[str, str]) -> str:
+    from otel_run._redact import redact_text, remember_environment
+
+    remember_environment(environ)
+    return redact_text(text)
 
 
 def _protocol(environ: Mapping[str, str]) -> str:

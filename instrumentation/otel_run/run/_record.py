@@ -8,7 +8,7 @@ import sys
 from time import time_ns
 
 from otel_run import __version__, _wire
-from otel_run._redact import redact_args
+from otel_run._redact import redact_args, redact_text
 from otel_run.bootstrap import _boot
 from otel_run.store._layout import append_index
 
@@ -50,7 +50,8 @@ class RunRecord:
         self.parent_id = parent_id
         self.root_id = root_id
         self.child_id = child_id
-        self.label = label
+        self.label = redact_text(label) if label else label
+        """Redacted like any text: the span, the index and every reader see the same label."""
         self.service_name = service_name
         self.start_ns = start_ns if start_ns is not None else _boot.process_start_ns(time_ns())
         self.series = series

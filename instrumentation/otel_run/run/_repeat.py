@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_run import _wire
+from otel_run._redact import redact_text
 from otel_run.run._cli import Options, _hand_off, _say, _wants_export, run
 from otel_run.run._supervise import Child
 
@@ -45,7 +46,8 @@ def repeat(opts: Options, environ: Mapping[str, str]) -> int:
     runs = opts.runs or 1
     total = opts.warmup + runs
     series = _wire.new_span_id()
-    label = opts.label or f"series-{series[:8]}"
+    _wire.learn_secrets(environ)  # a label may quote a credential of the environment
+    label = redact_text(opts.label) if opts.label else f"series-{series[:8]}"
     single = Options()
     for name in Options.__slots__:
         setattr(single, name, getattr(opts, name))
