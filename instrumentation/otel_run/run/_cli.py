@@ -18,7 +18,7 @@ from otel_run import __version__, _env, _wire
 from otel_run._errors import OtelRunError, UsageError
 from otel_run.bootstrap import _children
 from otel_run.run._supervise import Child, take_caller_state
-from otel_run.store._layout import store_root
+from otel_run.store._layout import create_store, store_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ def run(
     tracing = True
     spawn_ns = time_ns()
     try:
-        os.makedirs(os.path.join(store, "traces"), exist_ok=True)
+        create_store(store)  # 0700 whatever the umask
         _children.prepare_environment(env, trace_id, child_id, root_id, os.getpid(), "c", spawn_ns, store)
         env[_env.OTEL_RUN_PYLIB] = _pylib()
     except OSError as exc:
