@@ -174,6 +174,7 @@ class RunRecord:
             "command": redact_args(self.argv),
             "cwd": self.cwd,
             "host": self.host,
+            "pid": self.pid,
             "start_ns": self.start_ns,
             "label": self.label,
             "python": sys.executable,
