@@ -280,7 +280,7 @@ def run(
         _wire.learn_secrets(environ)
         if container is not None:
             _safely(lambda: container.listen(env, spawn_ns))
-        finisher.while_running()
+        finisher.while_running(child)
     child.wait()
     if finisher is not None:
         finisher.after(child)
@@ -334,13 +334,14 @@ class _Finisher:
             )
         return self.record
 
-    def while_running(self) -> None:
+    def while_running(self, child: Child) -> None:
         def work() -> None:
             from otel_run.run._git import head_commit
             from otel_run.store import _store  # noqa: F401 - loaded now, used after the command
 
             record = self._record()
             record.write_root_start()
+            record.write_child_start(child)  # if otel-run dies, the command is still in the trace
             record.append_index(record.index_start())
             record.git_commit = head_commit(record.cwd)
             if _wants_export(self.opts, self.environ):
