@@ -1,10 +1,11 @@
 """Spans lost when a traced Python process is killed with SIGKILL mid-burst.
 
-    .venv/bin/python bench/reliability_kill.py [--tries 20] [--spans 10000] [--seed 1] [--json]
+    .venv/bin/python bench/reliability_kill.py [--tries 20] [--spans 10000] [--rate 0] [--seed 1] [--json]
 
 Each try runs ``otel-run -q python -c BURST`` on a fresh store. The traced
 Python opens a parent span with the OpenTelemetry API and ends ``--spans``
-child spans under it as fast as it can; after ending child ``i`` it writes the
+child spans under it as fast as it can (or ``--rate`` a second: then the
+flush timer, not the batch size, bounds the loss); after ending child ``i`` it writes the
 time it ended into a shared ``mmap`` (``/dev/shm``), so the killer knows which
 spans had ended before the kill, and when. The killer waits for the burst to
 start, sleeps a random part of the burst's expected length, and sends SIGKILL
@@ -44,7 +45,7 @@ OTEL_RUN = str(BIN / "otel-run")
 BURST = """
 import mmap, os, struct, sys, time
 from opentelemetry import trace
-n, path = int(sys.argv[1]), sys.argv[2]
+n, path, pause = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 fd = os.open(path, os.O_RDWR)
 ends = mmap.mmap(fd, 8 * (n + 1))
 tracer = trace.get_tracer("burst")
@@ -55,10 +56,12 @@ with tracer.start_as_current_span("burst parent"):
         with tracer.start_as_current_span("api %d" % i):
             pass
         pack("q", ends, 8 * i, time.time_ns())
+        if pause:
+            time.sleep(pause)
 """
 
 
-def one_try(n: int, delay: float, work: Path) -> dict[str, Any]:
+def one_try(n: int, delay: float, work: Path, pause: float) -> dict[str, Any]:
     """One traced burst killed ``delay`` seconds after it started."""
     store = work / "store"
     shm = Path(tempfile.mktemp(prefix="otel-run-kill-", dir="/dev/shm"))
@@ -69,7 +72,7 @@ def one_try(n: int, delay: float, work: Path) -> dict[str, Any]:
         fd = os.open(shm, os.O_RDWR)
         ends = mmap.mmap(fd, 8 * (n + 1))
         os.close(fd)
-        proc = subprocess.Popen([OTEL_RUN, "-q", sys.executable, "-c", BURST, str(n), str(shm)], env=env)
+        proc = subprocess.Popen([OTEL_RUN, "-q", sys.executable, "-c", BURST, str(n), str(shm), str(pause)], env=env)
         deadline = time.monotonic() + 120
         while int.from_bytes(ends[0:8], "little") == 0:  # the first span ended: the burst is on
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -107,13 +110,13 @@ def one_try(n: int, delay: float, work: Path) -> dict[str, Any]:
     }
 
 
-def burst_seconds(n: int, work: Path) -> float:
+def burst_seconds(n: int, work: Path, pause: float) -> float:
     """How long an unkilled burst of ``n`` spans takes here (one warm-up run)."""
     env = {**os.environ, "OTEL_RUN_STORE": str(work / "warmup")}
     shm = Path(tempfile.mktemp(prefix="otel-run-kill-", dir="/dev/shm"))
     shm.write_bytes(b"\0" * 8 * (n + 1))
     try:
-        subprocess.run([OTEL_RUN, "-q", sys.executable, "-c", BURST, str(n), str(shm)], env=env, check=True)
+        subprocess.run([OTEL_RUN, "-q", sys.executable, "-c", BURST, str(n), str(shm), str(pause)], env=env, check=True)
         data = shm.read_bytes()
     finally:
         shm.unlink()
@@ -126,29 +129,21 @@ def main() -> int:
     parser.add_argument("--tries", type=int, default=20)
     parser.add_argument("--spans", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=0, help="spans per second (default 0: as fast as it can)")
     parser.add_argument("--json", action="store_true", help="one JSON object per try, then the summary")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    pause = 1 / args.rate if args.rate else 0.0
     with tempfile.TemporaryDirectory(prefix="otel-run-kill-") as tmp:
-        length = burst_seconds(args.spans, Path(tmp))
+        length = burst_seconds(args.spans, Path(tmp), pause)
         print(f"burst of {args.spans} spans: {length:.3f} s unkilled; killing at a random point in it", file=sys.stderr)
         results = []
         for n in range(args.tries):
             work = Path(tmp) / f"try-{n}"
             work.mkdir()
-            result = one_try(args.spans, rng.uniform(0.05, 0.95) * length, work)
+            result = one_try(args.spans, rng.uniform(0.05, 0.95) * length, work, pause)
             results.append(result)
-            line = (
-                json.dumps(result)
-                if args.json
-                else (
-                    f"try {n + 1:2d}: ended {result['ended']:5d}, on disk {result['stored']:5d}, lost {result['lost']:5d}"
-                    f" ({result['lost_window_ms']:6.1f} ms), parent "
-                    f"{'unfinished' if result['parent_unfinished'] else ('stored' if result['parent_stored'] else 'MISSING')}"
-                    f", orphans {result['orphans']}"
-                )
-            )
-            print(line, flush=True)
+            print(json.dumps(result) if args.json else f"try {n + 1:2d}: {_describe(result)}", flush=True)
     killed = [r for r in results if r["killed"]]
     lost_pct = [100 * r["lost"] / r["ended"] for r in killed if r["ended"]]
     windows = [r["lost_window_ms"] for r in killed]
@@ -168,6 +163,14 @@ def main() -> int:
         else "summary: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
     )
     return 0
+
+
+def _describe(result: dict[str, Any]) -> str:
+    parent = "unfinished" if result["parent_unfinished"] else ("stored" if result["parent_stored"] else "MISSING")
+    return (
+        f"ended {result['ended']:5d}, on disk {result['stored']:5d}, lost {result['lost']:5d} "
+        f"({result['lost_window_ms']:6.1f} ms), parent {parent}, orphans {result['orphans']}"
+    )
 
 
 if __name__ == "__main__":

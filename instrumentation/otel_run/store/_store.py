@@ -139,8 +139,9 @@ class Store:
             if run is None:
                 run = runs[run_id] = Run(run_id)
             run.update(record)
+        host = os.uname().nodename
         for run in runs.values():
-            if not run.finished and _otel_run_died(run):
+            if not run.finished and run.host == host and _otel_run_died(run):
                 run.died = True
                 run.end_ns = max(run.start_ns, self._last_record_ns(run.trace_id))
         return sorted(runs.values(), key=lambda r: r.start_ns)
@@ -380,11 +381,11 @@ class _Damage:
 
 
 def _otel_run_died(run: Run) -> bool:
-    """Whether the otel-run that made ``run`` is gone without recording its end:
-    it ran on this host and its pid is free or another process's (one that
-    started after the run did)."""
+    """Whether the otel-run that made ``run`` (on this host) is gone without
+    recording its end: its pid is free, a zombie's, or another process's (one
+    that started after the run did)."""
     pid = run.pid
-    if not isinstance(pid, int) or pid <= 0 or run.host != os.uname().nodename:
+    if not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
