@@ -1,10 +1,17 @@
-"""The wire format: ids, traceparent, OTLP JSON."""
+"""The wire format: ids, traceparent, OTLP JSON, the span writer."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
 
 from otel_run import _wire
+from otel_run._wire import SpanWriter
 
 
 def test_traceparent_parsing() -> None:
@@ -67,3 +74,35 @@ def test_span_json_is_valid_otlp_json_with_redaction() -> None:
     assert attrs["l"] == {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "1"}]}}
     assert attrs["api_key"] == {"stringValue": "REDACTED"}
     assert span["status"] == {"code": 2, "message": "boom"}
+
+
+def test_a_record_after_a_torn_tail_starts_on_a_line_of_its_own(tmp_path: Path) -> None:
+    writer = SpanWriter(str(tmp_path))
+    trace_id = "ab" * 16
+    path = Path(writer.path(trace_id))
+    path.parent.mkdir()
+    path.write_bytes(b'{"resourceSpans":[{"resou')  # another process's write, cut short
+    writer.write(trace_id, '{"resourceSpans":[]}')
+    writer.write(trace_id, '{"resourceSpans":[]}')
+    assert path.read_bytes() == b'{"resourceSpans":[{"resou\n{"resourceSpans":[]}\n{"resourceSpans":[]}\n'
+
+
+def test_the_writer_makes_private_files_and_directories_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        writer = SpanWriter(str(tmp_path / "store"))
+        writer.write("cd" * 16, "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "store").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "store" / "traces").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(writer.path("cd" * 16)).st_mode) == 0o600
+
+
+def test_a_record_over_the_limit_is_refused_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_wire, "MAX_RECORD", 10)
+    writer = SpanWriter(str(tmp_path))
+    with pytest.raises(OSError) as info:
+        writer.write("ef" * 16, '{"resourceSpans":[]}')
+    assert info.value.errno == errno.EFBIG
+    assert Path(writer.path("ef" * 16)).read_bytes() == b""

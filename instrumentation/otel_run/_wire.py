@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------- constants
 
-# ----------------------------------------------------------------- constants
-
 SCOPE_NAME = "otel-run"
 RECORD_KEY = "otel_run.record"
 RECORD_START = "start"
@@ -477,15 +475,80 @@ def debug(message: str) -> None:
 
 # -------------------------------------------------------------- the writer
 
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+"""The store's modes, whatever the umask: spans hold command lines, paths and
+environment-derived values, so only the store's owner reads them."""
+
+MAX_RECORD = 256 << 20
+"""The longest record (line) the store holds: writers refuse a longer one
+(``EFBIG``), readers skip a longer line as damaged without holding it."""
+
+_ENOSPC = 28  # errno.ENOSPC and EFBIG on Linux and the BSDs (``errno`` is not imported at start-up)
+_EFBIG = 27
+
+
+def make_private_dirs(path: str) -> None:
+    """``mkdir -p`` where every directory made is 0700 whatever the umask (as
+    the XDG base-directory spec asks); existing ones are left as they are."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        make_private_dirs(parent)
+    try:
+        os.mkdir(path, PRIVATE_DIR)
+    except FileExistsError:
+        return
+    os.chmod(path, PRIVATE_DIR)  # the umask may have taken bits off
+
+
+def open_private(path: str, flags: int, dirs: bool = True) -> int:
+    """``os.open(path, flags)``, creating the file as 0600 whatever the umask
+    when it does not exist (and its directories as 0700, unless ``dirs`` is
+    false: then a missing directory is FileNotFoundError)."""
+    flags |= os.O_CLOEXEC
+    while True:
+        try:
+            return os.open(path, flags & ~os.O_CREAT)
+        except FileNotFoundError:
+            if not flags & os.O_CREAT:
+                raise
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+        except FileNotFoundError:
+            if not dirs:
+                raise
+            make_private_dirs(os.path.dirname(path))
+            continue
+        except FileExistsError:
+            continue  # another process made it meanwhile: open theirs
+        try:
+            os.fchmod(fd, PRIVATE_FILE)
+        except OSError:
+            pass
+        return fd
+
 
 class SpanWriter:
     """Appends OTLP JSON lines to ``<store>/traces/<trace_id>.jsonl``.
 
-    Each line goes out in one ``write(2)`` on an ``O_APPEND`` descriptor, which
-    Linux applies atomically to a local file, so concurrent processes never
-    interleave inside a line. Within a process a lock guards the descriptor
-    table, so a descriptor is never closed under a thread still writing to it
-    (a service may touch many traces; at most ``MAX_OPEN`` stay open).
+    The contract: :meth:`write` puts the whole record in the file, on a line of
+    its own, or raises :class:`OSError` (a full disk, a file-size limit).
+
+    Each record goes out in one ``write(2)`` on an ``O_APPEND`` descriptor,
+    which Linux applies atomically to a local file, so concurrent processes
+    never interleave inside a line. A write can still be cut short (a full
+    disk; SIGKILL in the middle of a large one), leaving a torn line. The
+    framing resynchronises after it: a record starts with a newline when the
+    file does not end in one, so a torn tail only damages itself (readers skip
+    it with a warning) and never hides the records after it. After a short
+    write the record is written once more, whole, or :class:`OSError` is raised.
+
+    Within a process a lock guards the descriptor table, so a descriptor is
+    never closed under a thread still writing to it (a service may touch many
+    traces; at most ``MAX_OPEN`` stay open). Files are created 0600 and
+    directories 0700, whatever the umask.
     """
 
     MAX_OPEN = 32
@@ -500,30 +563,48 @@ class SpanWriter:
         return os.path.join(self._dir, trace_id + ".jsonl")
 
     def write(self, trace_id: str, line: str) -> None:
+        """Append ``line`` (one JSON document, no newline) as one record."""
         data = line.encode("utf-8", "backslashreplace")
         with self._lock:
             fd = self._fds.get(trace_id)
             if fd is None:
                 fd = self._open(trace_id)
-            written = os.writev(fd, (data, b"\n"))  # one system call: the line and its newline
-            if written < len(data) + 1:  # short write (disk full, signal): finish, no longer atomic
-                rest = (data + b"\n")[written:]
-                while rest:
-                    rest = rest[os.write(fd, rest) :]
+            append_record(fd, data, self.path(trace_id))
 
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held by a thread that is gone."""
         self._lock = _thread.allocate_lock()
 
     def _open(self, trace_id: str) -> int:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        try:
-            fd = os.open(self.path(trace_id), flags, 0o644)
-        except FileNotFoundError:
-            os.makedirs(self._dir, exist_ok=True)
-            fd = os.open(self.path(trace_id), flags, 0o644)
+        # read access too: the last byte tells whether the file ends in a torn line
+        fd = open_private(self.path(trace_id), os.O_RDWR | os.O_APPEND | os.O_CREAT)
         if len(self._fds) >= self.MAX_OPEN:
             oldest = next(iter(self._fds))
             os.close(self._fds.pop(oldest))
         self._fds[trace_id] = fd
         return fd
+
+
+def append_record(fd: int, data: bytes, path: str) -> None:
+    """Append ``data`` and a newline to the ``O_APPEND`` file ``fd`` as one line
+    of its own, whole, or raise :class:`OSError` (see :class:`SpanWriter`)."""
+    if len(data) > MAX_RECORD:
+        raise OSError(_EFBIG, f"a record of {len(data)} bytes is over the store's {MAX_RECORD >> 20} MiB limit", path)
+    head = b"\n" if _ends_torn(fd) else b""
+    if os.writev(fd, (head, data, b"\n")) == len(head) + len(data) + 1:
+        return
+    # cut short: the torn part becomes a line of its own (ended by the newline
+    # in front of the copy), and the copy is the record, whole, or nothing
+    if os.writev(fd, (b"\n", data, b"\n")) == len(data) + 2:
+        return
+    raise OSError(_ENOSPC, "short write: the record was not stored whole", path)
+
+
+def _ends_torn(fd: int) -> bool:
+    """Whether the file does not end in a newline (a record cut short); True
+    when that cannot be read (a newline too many is an empty line, skipped)."""
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        return end > 0 and os.pread(fd, 1, end - 1) != b"\n"
+    except OSError:
+        return True

@@ -183,13 +183,6 @@ def test_reads_tempo_style_base64_ids_and_single_documents(tmp_path: Path) -> No
         (b'{"data": [{"traceID": "abc", "spans": []}]}\n', "looks like Jaeger"),
         (b'[{"traceId": "x", "id": "y", "name": "zipkin"}]', "not OTLP JSON"),
         (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "aaaaaaaaaaaaaaaa"}]}]}]}\n', "no traceId"),
-        (
-            request("a", span(ROOT, None, "ok", 0, 1)).encode()
-            + b"\n{broken\n"
-            + request("a", span(CHILD, None, "ok", 0, 1)).encode()
-            + b"\n",
-            ":2: corrupt trace data",
-        ),
     ],
 )
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path: Path, content: bytes, message: str) -> None:
@@ -210,10 +203,72 @@ def test_truncated_last_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
     assert trace.warnings and "incomplete last line" in trace.warnings[0]
 
 
-def test_corrupt_index_names_file_and_line(tmp_path: Path) -> None:
-    (tmp_path / "index.jsonl").write_text('{"run_id": "r1", "event": "start", "start_ns": 1}\nnot json\n')
-    with pytest.raises(StoreError, match=r"index\.jsonl:2: corrupt index line"):
-        Store(str(tmp_path)).runs()
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (b"{broken", "Expecting property name"),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "4bf9', "Unterminated string"),
+        (b'{"resourceSpans": [{"scopeSpans": []}], "x": "\xff\xfe"}', "not UTF-8 text"),
+    ],
+)
+def test_a_damaged_line_is_skipped_naming_file_line_and_count(tmp_path: Path, damage: bytes, reason: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(
+        request("a", span(ROOT, None, "first", 0, 1)).encode()
+        + b"\n"
+        + damage
+        + b"\n"
+        + request("a", span(CHILD, ROOT, "after", 0, 1)).encode()
+        + b"\n"
+    )
+    trace = load_trace_file(str(path))
+    assert sorted(s.name for s in trace.spans) == ["after", "first"]
+    (warning,) = trace.warnings
+    assert warning.startswith(f"{path}:2: damaged line skipped (") and reason in warning
+    assert "1 record skipped, 2 read" in warning
+
+
+def test_a_torn_record_followed_on_its_line_by_a_whole_one_gives_the_whole_one(tmp_path: Path) -> None:
+    good = request("a", span(ROOT, None, "kept", 0, 1))
+    path = tmp_path / "t.jsonl"
+    path.write_text(good[:40] + good + "\n")  # a write cut short, then a writer that did not resynchronise
+    trace = load_trace_file(str(path))
+    assert [s.name for s in trace.spans] == ["kept"]
+    assert "cut short, then a whole record" in trace.warnings[0]
+
+
+def test_several_damaged_lines_are_one_warning(tmp_path: Path) -> None:
+    good = request("a", span(ROOT, None, "kept", 0, 1))
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(["{torn", good, "{torn", "", "{torn", good]) + "\n")
+    trace = load_trace_file(str(path))
+    (warning,) = trace.warnings
+    assert warning.startswith(f"{path}: 3 damaged lines skipped (line 1: ") and "line 5:" in warning
+    assert "3 records skipped, 2 read" in warning
+
+
+def test_an_oversized_line_is_skipped_without_holding_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from otel_run.store import _store
+
+    monkeypatch.setattr(_store, "_MAX_LINE", 1 << 16)
+    monkeypatch.setattr(_store, "MAX_RECORD", (1 << 16) - 1)
+    good = request("a", span(ROOT, None, "kept", 0, 1))
+    path = tmp_path / "t.jsonl"
+    path.write_text(good + "\n" + "x" * (5 << 16) + "\n" + good.replace(ROOT, CHILD) + "\n")
+    trace = load_trace_file(str(path))
+    assert len(trace.spans) == 2
+    assert trace.warnings == [f"{path}:2: damaged line skipped (longer than 0 MiB): 1 record skipped, 2 read"]
+
+
+def test_a_damaged_index_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "index.jsonl").write_text(
+        '{"run_id": "r1", "event": "start", "start_ns": 1}\nnot json\n{"run_id": "r2", "event": "start", "start_ns": 2}\n'
+    )
+    store = Store(str(tmp_path))
+    assert [r.run_id for r in store.runs()] == ["r1", "r2"]
+    assert store.warnings == [
+        f"{store.index_path}:2: damaged line skipped (expecting a JSON value at char 0): 1 index line skipped, 2 read"
+    ]
 
 
 def test_find_run_by_prefix_trace_and_last(tmp_path: Path) -> None:

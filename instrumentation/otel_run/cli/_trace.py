@@ -85,7 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         store = Store.from_environ(os.environ, args.store)
-        return int(_COMMANDS[args.command](store, args) or 0)
+        try:
+            return int(_COMMANDS[args.command](store, args) or 0)
+        finally:
+            for warning in store.warnings:  # what reading skipped (damaged lines)
+                _err(f"otel-trace: warning: {warning}")
     except OtelRunError as exc:
         _err(f"otel-trace: error: {exc}")
         return exc.exit_code
@@ -115,7 +119,7 @@ def _list(store: Store, args: argparse.Namespace) -> int:
                 run.run_id[:8],
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.start_ns / 1e9)),
                 f"{run.wall_ms / 1000:.3f}s" if run.wall_ms is not None else "running?",
-                "" if run.exit_code is None else str(run.exit_code),
+                ("died" if run.died else "") if run.exit_code is None else str(run.exit_code),
                 "" if run.processes is None else str(run.processes),
                 "" if run.spans is None else str(run.spans),
                 run.label or "-",
@@ -134,6 +138,7 @@ def _list(store: Store, args: argparse.Namespace) -> int:
 def _show(store: Store, args: argparse.Namespace) -> int:
     run = store.find_run(args.run)
     trace = store.load_trace(run.trace_id)
+    store.warnings = [w for w in store.warnings if w not in trace.warnings]  # shown with the trace
     if args.format == "json":
         from otel_run.analyse._tree import summary
 
@@ -190,7 +195,7 @@ def _push(store: Store, args: argparse.Namespace) -> int:
     runs = [
         r
         for r in store.runs()
-        if r.finished
+        if (r.finished or r.died)
         and (args.label is None or r.label == args.label)
         and (since is None or r.start_ns >= since)
         and (until is None or r.start_ns < until)

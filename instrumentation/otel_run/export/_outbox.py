@@ -51,7 +51,7 @@ from __future__ import annotations
 import os
 import sys
 
-from otel_run.store._layout import OUTBOX
+from otel_run.store._layout import OUTBOX, make_private_dirs, open_private
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -107,9 +107,9 @@ def hand_off(
     key = settings_key(environ, endpoint)
     try:
         box = outbox_dir(root, key)
-        os.makedirs(box, exist_ok=True)
+        make_private_dirs(box)
         for run_id in run_ids:
-            os.close(os.open(os.path.join(box, run_id), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            os.close(open_private(os.path.join(box, run_id), os.O_WRONLY | os.O_CREAT))
         fd = try_lock(lock_path(root, key))
     except BaseException:
         if spare is not None:
@@ -133,7 +133,7 @@ def try_lock(path: str) -> int | None:
     process holds the lock (never blocks). Closing the descriptor unlocks."""
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_private(path, os.O_RDWR | os.O_CREAT, dirs=False)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -101,12 +101,8 @@ def record_line(store: Store, fields: Mapping[str, Any]) -> None:
         "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
         **{k: redact_text(v) if k in ("endpoint", "error") and isinstance(v, str) else v for k, v in fields.items()},
     }
-    data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
-    fd = os.open(os.path.join(store.root, _layout.EXPORT_RECORD), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    data = json.dumps(line, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    _layout.append_line(os.path.join(store.root, _layout.EXPORT_RECORD), data, dirs=False)
 
 
 def _record_attempt(

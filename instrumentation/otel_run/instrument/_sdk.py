@@ -147,16 +147,26 @@ class OtlpJsonLinesProcessor:
 
     Spans are buffered and written in batches: when ``max_batch`` spans wait,
     after ``max_delay`` seconds (a daemon thread), before a fork, and at exit.
-    A process killed with SIGKILL loses at most the last ``max_delay`` seconds.
+    A process killed with SIGKILL loses at most the spans of its last
+    ``max_delay`` seconds (``bench/reliability_kill.py`` measures it).
+
+    A batch whose spans hang under a span still open in this process also
+    carries that span's *start record* (``otel_run.record: start``, once per
+    span), so that when the process dies before the span ends its children are
+    not orphans: readers show it as unfinished (see :mod:`otel_run.store._merge`).
     """
 
-    def __init__(self, process: _boot.Process, max_batch: int = 512, max_delay: float = 0.2) -> None:
+    def __init__(self, process: _boot.Process, max_batch: int = 512, max_delay: float = 0.1) -> None:
         from opentelemetry.sdk.trace import SpanProcessor  # noqa: F401 - duck-typed below
 
         self._process = process
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._buffer: list[ReadableSpan] = []
+        self._open: dict[int, ReadableSpan] = {}
+        """Spans started and not ended yet, by span id."""
+        self._started: set[int] = set()
+        """Open spans whose start record is written."""
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._armed = False
@@ -175,12 +185,17 @@ class OtlpJsonLinesProcessor:
 
     # SpanProcessor interface ---------------------------------------------
     def on_start(self, span: Any, parent_context: Any = None) -> None:
-        return None
+        context = span.context
+        if context is not None:
+            self._open[context.span_id] = span
 
     def _on_ending(self, span: Any) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is not None:
+            self._open.pop(context.span_id, None)
         buffer = self._buffer
         buffer.append(span)
         if len(buffer) >= self._max_batch:
@@ -233,6 +248,8 @@ class OtlpJsonLinesProcessor:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._buffer = []
+        self._open = {}
+        self._started = set()
         self._armed = False
         self._thread = None
 
@@ -244,7 +261,8 @@ class OtlpJsonLinesProcessor:
         grouped: dict[str, dict[str, dict[str, list[str]]]] = {}
         hex_ids: dict[int, str] = {}
         last: tuple[Any, Any, list[str]] | None = None  # (resource, scope, spans list) of the previous span
-        for span in spans:
+        opened = self._open_parents(spans)
+        for span in (*opened, *spans) if opened else spans:
             ctx = span.context
             if ctx is None:
                 continue
@@ -259,7 +277,7 @@ class OtlpJsonLinesProcessor:
                 by_scope = by_resource.setdefault(self._resource_json(resource), {})
                 bucket = by_scope.setdefault(self._scope_json(scope), [])
                 last = (resource, scope, bucket)
-            bucket.append(encode_span(span, trace_id, process))
+            bucket.append(encode_span(span, trace_id, process, start_record=bool(opened) and span in opened))
         for trace_id, by_resource in grouped.items():
             # one join: the line can be hundreds of kilobytes, every "+" would copy it
             parts = ['{"resourceSpans":[']
@@ -270,6 +288,27 @@ class OtlpJsonLinesProcessor:
                 parts.append("]}")
             parts.append("]}")
             process.writer.write(trace_id, "".join(parts))
+
+    def _open_parents(self, spans: list[ReadableSpan]) -> list[ReadableSpan]:
+        """The spans still open in this process that ``spans`` hang under (at
+        any depth) and whose start record is not written yet."""
+        opened = self._open
+        if not opened:
+            return []
+        started = self._started
+        extra: list[ReadableSpan] = []
+        for span in spans:
+            parent = span.parent
+            while parent is not None and parent.span_id in opened and parent.span_id not in started:
+                started.add(parent.span_id)
+                ancestor = opened.get(parent.span_id)
+                if ancestor is None:  # ended meanwhile: it is in a batch of its own
+                    break
+                extra.append(ancestor)
+                parent = ancestor.parent
+        if len(started) > _STARTED_KEPT:  # forget the ones that ended
+            started.intersection_update(opened)
+        return extra
 
     def _resource_json(self, resource: Any) -> str:
         if resource is self.own_resource:
@@ -293,8 +332,9 @@ class OtlpJsonLinesProcessor:
         return cached
 
 
-def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> str:
-    """One SDK span as OTLP JSON (attributes redacted).
+def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process, start_record: bool = False) -> str:
+    """One SDK span as OTLP JSON (attributes redacted); ``start_record``: a
+    span still open, as it is now, marked as its start record.
 
     Reads the ``ReadableSpan``'s fields directly when it has them: its public
     properties copy the attribute, event and link lists on every access, and
@@ -312,18 +352,26 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
         parent_id = process.span_id  # a parentless span in our trace hangs under the process
     else:
         parent_id = None
+    start = fields["_start_time"] or 0
+    end = fields["_end_time"] or start
+    attributes = fields["_attributes"] or {}
+    if start_record:
+        end = start
+        try:
+            attributes = {**getattr(attributes, "_dict", attributes), _wire.RECORD_KEY: _wire.RECORD_START}
+        except RuntimeError:  # the program's thread is setting one now
+            attributes = {_wire.RECORD_KEY: _wire.RECORD_START}
     status = fields["_status"]
     raw_events = fields["_events"]
     events = [(e.name, e.timestamp, e.attributes or {}) for e in raw_events] if raw_events else ()
-    start = fields["_start_time"] or 0
     encoded = _wire.span_json(
         trace_id,
         "%016x" % fields["_context"].span_id,
         parent_id,
         fields["_name"],
         start,
-        fields["_end_time"] or start,
-        fields["_attributes"] or {},
+        end,
+        attributes,
         kind=_KINDS.get(fields["_kind"]) or fields["_kind"].value + 1,
         events=events,
         status=(status.status_code.value, status.description or "") if status.status_code.value else _UNSET,
@@ -340,6 +388,7 @@ def encode_span(span: ReadableSpan, trace_id: str, process: _boot.Process) -> st
 
 
 _UNSET = (_wire.STATUS_UNSET, "")
+_STARTED_KEPT = 1024
 _KINDS: dict[Any, int] = {}
 
 

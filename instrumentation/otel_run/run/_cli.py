@@ -18,7 +18,7 @@ from otel_run import __version__, _env, _wire
 from otel_run._errors import OtelRunError, UsageError
 from otel_run.bootstrap import _children
 from otel_run.run._supervise import Child, take_caller_state
-from otel_run.store._layout import store_root
+from otel_run.store._layout import create_store, store_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ def run(
     tracing = True
     spawn_ns = time_ns()
     try:
-        os.makedirs(os.path.join(store, "traces"), exist_ok=True)
+        create_store(store)  # 0700 whatever the umask
         _children.prepare_environment(env, trace_id, child_id, root_id, os.getpid(), "c", spawn_ns, store)
         env[_env.OTEL_RUN_PYLIB] = _pylib()
     except OSError as exc:
@@ -280,7 +280,7 @@ def run(
         _wire.learn_secrets(environ)
         if container is not None:
             _safely(lambda: container.listen(env, spawn_ns))
-        finisher.while_running()
+        finisher.while_running(child)
     child.wait()
     if finisher is not None:
         finisher.after(child)
@@ -336,13 +336,14 @@ class _Finisher:
             )
         return self.record
 
-    def while_running(self) -> None:
+    def while_running(self, child: Child) -> None:
         def work() -> None:
             from otel_run.run._git import head_commit
             from otel_run.store import _store  # noqa: F401 - loaded now, used after the command
 
             record = self._record()
             record.write_root_start()
+            record.write_child_start(child)  # if otel-run dies, the command is still in the trace
             record.append_index(record.index_start())
             record.git_commit = head_commit(record.cwd)
             if _wants_export(self.opts, self.environ):

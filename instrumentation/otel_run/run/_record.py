@@ -114,6 +114,25 @@ class RunRecord:
         status = (_wire.STATUS_ERROR, error) if error else (_wire.STATUS_UNSET, "")
         self._write(self.root_id, self.parent_id, self.name, self.start_ns, end_ns, attrs, status=status)
 
+    def write_child_start(self, child: Child) -> None:
+        """The command's process span as otel-run saw it spawned: its start
+        record, so that if otel-run dies (SIGKILL) the command, and whatever
+        it started, are still in the trace (an unfinished span)."""
+        record = _wire.reaped_child_json(
+            self.trace_id,
+            self.child_id,
+            self.root_id,
+            self.argv,
+            child.pid,
+            child.spawn_ns,
+            child.spawn_ns,
+            None,
+            None,
+            None,
+            record=_wire.RECORD_START,
+        )
+        self.writer.write(self.trace_id, '{"resourceSpans":[' + record + "]}")
+
     def write_child_reap(self, child: Child) -> None:
         """The command's process span as otel-run saw it (merged with the
         child's own record when the child is a traced Python)."""
@@ -175,6 +194,7 @@ class RunRecord:
             "command": redact_args(self.argv),
             "cwd": self.cwd,
             "host": self.host,
+            "pid": self.pid,
             "start_ns": self.start_ns,
             "label": self.label,
             "python": sys.executable,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from otel_run import _env
+from otel_run import _env, _wire
 from otel_run._wire import json_str
 
 TYPE_CHECKING = False
@@ -43,15 +43,39 @@ def index_path(root: str) -> str:
     return os.path.join(root, INDEX)
 
 
+def create_store(root: str) -> None:
+    """Make the store's directories (0700 whatever the umask: the store is
+    private to its owner; existing directories are left as they are)."""
+    _wire.make_private_dirs(os.path.join(root, TRACES))
+
+
+def open_private(path: str, flags: int, dirs: bool = True) -> int:
+    """Open a file of the store, creating it 0600 (and, unless ``dirs`` is
+    false, its directories 0700) whatever the umask when it does not exist."""
+    return _wire.open_private(path, flags, dirs)
+
+
+def make_private_dirs(path: str) -> None:
+    """``mkdir -p``, each directory made 0700 whatever the umask."""
+    _wire.make_private_dirs(path)
+
+
+def append_line(path: str, data: bytes, dirs: bool = True) -> None:
+    """Append one JSON line (``data``, no newline) to a file of the store: one
+    ``write(2)`` with ``O_APPEND``, on a line of its own, whole, or OSError
+    (see :class:`otel_run._wire.SpanWriter`)."""
+    fd = _wire.open_private(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, dirs)
+    try:
+        _wire.append_record(fd, data, path)
+    finally:
+        os.close(fd)
+
+
 def append_index(root: str, record: Mapping[str, Any]) -> None:
     """Append one line to the index; one ``write(2)`` with ``O_APPEND``, so
     concurrent otel-run invocations never interleave."""
-    line = "{" + ",".join(json_str(k) + ":" + _json_value(v) for k, v in record.items()) + "}\n"
-    fd = os.open(index_path(root), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, line.encode("utf-8", "backslashreplace"))
-    finally:
-        os.close(fd)
+    line = "{" + ",".join(json_str(k) + ":" + _json_value(v) for k, v in record.items()) + "}"
+    append_line(index_path(root), line.encode("utf-8", "backslashreplace"))
 
 
 def _json_value(value: Any) -> str:

@@ -245,7 +245,8 @@ def _merge_group(group: list[Span]) -> Span:
         latest = max(complete, key=lambda s: s.end_ns)
         group = [s for s in group if s is latest or s not in complete]
         complete = [latest]
-    starts = [s for s in group if s.attributes.get(RECORD) == RECORD_START]
+    # the process's own start record before its parent's view of the spawn
+    starts = sorted((s for s in group if s.attributes.get(RECORD) == RECORD_START), key=_written_by_itself)
     waited = [s for s in group if s.attributes.get(RECORD) == RECORD_WAITED]
     reaps = [s for s in group if s.attributes.get(RECORD) == RECORD_REAP] or waited
     group = [s for s in group if s not in waited or s in reaps]
@@ -275,7 +276,7 @@ def _merge_group(group: list[Span]) -> Span:
         trace_state=base.trace_state,
     )
     # attributes: reap view, then the process's own, then the kernel's numbers
-    for source in (*reaps, *starts, *sorted(complete, key=lambda s: s.end_ns)):
+    for source in (*reaps, *reversed(starts), *sorted(complete, key=lambda s: s.end_ns)):
         merged.attributes.update(source.attributes)
     for reap in reaps:
         for key in _KERNEL_KEYS:
@@ -298,6 +299,12 @@ def _merge_group(group: list[Span]) -> Span:
     elif not complete and own:
         merged.attributes[UNFINISHED] = True
     return merged
+
+
+def _written_by_itself(span: Span) -> bool:
+    """False for a process's own start record (sorts first), True for its
+    parent's view of the spawn."""
+    return not any(e.name == "python.started" for e in span.events)
 
 
 def _close_unfinished(spans: list[Span]) -> None:

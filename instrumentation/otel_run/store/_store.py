@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
 
+from otel_run import _wire
 from otel_run._errors import OtelRunError
+from otel_run._wire import MAX_RECORD
 from otel_run.store import _layout
 from otel_run.store._jsonl import loads
 from otel_run.store._merge import FormatError, merge, parse_request
@@ -12,8 +16,17 @@ from otel_run.store._model import Span, Trace
 
 TYPE_CHECKING = False  # keep ``typing`` out of otel-run's start-up
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
-    from typing import Any
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any, BinaryIO
+
+_MAX_LINE = MAX_RECORD + 1  # a record and its newline
+_RECORD_START = b'{"resourceSpans":'
+"""How every record otel-run's writers make begins (a quote inside a JSON
+string is escaped, so these bytes begin a record and nothing else)."""
+_LINES_NAMED = 5
+"""Damaged lines a warning names one by one."""
+_START_SLACK_NS = 2_000_000_000
+"""``/proc``'s start times are in clock ticks from a boot time in seconds."""
 
 
 class StoreError(OtelRunError):
@@ -26,12 +39,14 @@ class Run:
     __slots__ = (
         "command",
         "cwd",
+        "died",
         "end_ns",
         "exit_code",
         "finished",
         "git_commit",
         "host",
         "label",
+        "pid",
         "processes",
         "repeat",
         "root_span_id",
@@ -58,6 +73,11 @@ class Run:
         self.spans: int | None = None
         self.processes: int | None = None
         self.finished = False
+        self.pid: int | None = None
+        """otel-run's process id (runs recorded before it was kept: None)."""
+        self.died = False
+        """otel-run died before it recorded the run's end (SIGKILL, a crash):
+        the run ended at its last record (``end_ns``), its exit is unknown."""
         self.warmup = False
         """A warm-up run of ``otel-run --warmup``: stored, but not compared."""
         self.series: str | None = None
@@ -66,7 +86,7 @@ class Run:
 
     @property
     def wall_ms(self) -> float | None:
-        return (self.end_ns - self.start_ns) / 1e6 if self.finished else None
+        return (self.end_ns - self.start_ns) / 1e6 if self.finished or self.died else None
 
     def update(self, record: Mapping[str, Any]) -> None:
         for key, value in record.items():
@@ -86,6 +106,14 @@ class Store:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        self.warnings: list[str] = []
+        """What reading skipped (damaged lines of the index and of the traces
+        loaded), each naming the file and line, for the commands to print."""
+
+    def warn(self, warnings: Iterable[str]) -> None:
+        for warning in warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], override: str | None = None) -> Store:
@@ -111,26 +139,38 @@ class Store:
             if run is None:
                 run = runs[run_id] = Run(run_id)
             run.update(record)
+        host = os.uname().nodename
+        for run in runs.values():
+            if not run.finished and run.host == host and _otel_run_died(run):
+                run.died = True
+                run.end_ns = max(run.start_ns, self._last_record_ns(run.trace_id))
         return sorted(runs.values(), key=lambda r: r.start_ns)
 
     def _index_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             with open(self.index_path, "rb") as f:
-                data = f.read()
+                damage = _Damage(self.index_path, "index line")
+                for number, line, last in _lines(f):
+                    record = damage.decode(number, line, last)
+                    if record is _DAMAGED:
+                        continue
+                    if not isinstance(record, dict):
+                        damage.add(number, "not an object", False)
+                        continue
+                    damage.good += 1
+                    yield number, record
         except FileNotFoundError:
             return
         except OSError as exc:
             raise StoreError(f"{self.index_path}: cannot read: {exc.strerror}") from exc
-        for number, line in enumerate(data.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = loads(line)
-            except ValueError as exc:
-                raise StoreError(f"{self.index_path}:{number}: corrupt index line ({_reason(exc)})") from exc
-            if not isinstance(record, dict):
-                raise StoreError(f"{self.index_path}:{number}: corrupt index line (not an object)")
-            yield number, record
+        self.warn(damage.warnings())
+
+    def _last_record_ns(self, trace_id: str) -> int:
+        """When the trace's file was last written (0 when it is missing)."""
+        try:
+            return os.stat(self.trace_path(trace_id)).st_mtime_ns
+        except (OSError, ValueError):
+            return 0
 
     def find_run(self, ref: str | None = None) -> Run:
         """A run by id, id prefix or trace id (prefix); the last run if ``ref`` is None."""
@@ -155,18 +195,23 @@ class Store:
         itself is gone (a background deliverer must not re-create it)."""
         path = os.path.join(self.root, _layout.PUSHED)
         try:
-            os.mkdir(path)
+            os.mkdir(path, _wire.PRIVATE_DIR)
+            os.chmod(path, _wire.PRIVATE_DIR)
         except FileExistsError:
             pass
         import time
 
-        with open(os.path.join(path, run.run_id), "w", encoding="utf-8") as f:
+        fd = _layout.open_private(os.path.join(path, run.run_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with open(fd, "w", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {endpoint}\n")
 
     # traces --------------------------------------------------------------------
     def load_trace(self, trace_id: str) -> Trace:
-        """The merged trace; a missing file is an empty trace."""
-        return load_trace_file(self.trace_path(trace_id), trace_id)
+        """The merged trace; a missing file is an empty trace. What was
+        skipped is in its warnings, and the store's."""
+        trace = load_trace_file(self.trace_path(trace_id), trace_id)
+        self.warn(trace.warnings)
+        return trace
 
 
 def load_trace_file(path: str, trace_id: str | None = None) -> Trace:
@@ -184,37 +229,56 @@ def load_trace_file(path: str, trace_id: str | None = None) -> Trace:
 
 def read_documents(path: str) -> tuple[list[tuple[int, Any]], list[str]]:
     """The decoded JSON documents of an OTLP JSON file, with their line
-    numbers, and warnings (a partial last line is skipped). Errors name the file."""
+    numbers, and warnings: a damaged line (torn, truncated, not UTF-8, over
+    :data:`~otel_run._wire.MAX_RECORD`) is skipped, naming the file, the line
+    and how many records were skipped; everything else is read. Errors name the file."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return _decode(path, f)
     except FileNotFoundError:
         raise StoreError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise StoreError(f"{path}: is a directory, expected an OTLP JSON file") from None
     except OSError as exc:
         raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
-    return _decode(path, data)
 
 
-def _decode(path: str, data: bytes) -> tuple[list[tuple[int, Any]], list[str]]:
-    warnings: list[str] = []
-    lines = data.splitlines()
-    last = len(lines)
-    try:
-        documents = list(_documents(lines))
-    except ValueError as exc:
-        raise StoreError(f"{path}: not OTLP JSON ({_reason(exc)})") from exc
+def _decode(path: str, f: BinaryIO) -> tuple[list[tuple[int, Any]], list[str]]:
+    """JSON lines, or a single (possibly pretty-printed) JSON document."""
+    lines = _lines(f)
+    head = next(lines, None)
+    if head is None:
+        return [], []
+    damage = _Damage(path, "record")
+    first = head[1]
+    if first is not None:
+        pretty = first.strip() in (b"{", b"[")
+        obj = _DAMAGED if pretty else _loads(first)
+        if obj is _DAMAGED:
+            # one document over several lines (pretty-printed), or a damaged first line
+            data = _head_of(f, head[0]) + f.read()
+            obj = _loads(data)
+            if obj is not _DAMAGED:
+                return [(1, obj)], []
+            if pretty:
+                raise StoreError(f"{path}: not OTLP JSON ({_reason_of(data)})")
+            lines = _lines(io.BytesIO(data))
+            head = next(lines)
     out: list[tuple[int, Any]] = []
-    for number, obj, error in documents:
-        if error is not None:
-            if number == last:
-                # a writer killed mid-line leaves a partial last line: skip it, keep the rest
-                warnings.append(f"{path}:{number}: incomplete last line skipped")
-                continue
-            raise StoreError(f"{path}:{number}: corrupt trace data ({error})")
-        out.append((number, obj))
-    return out, warnings
+    for number, line, last in itertools.chain((head,), lines):
+        obj = damage.decode(number, line, last)
+        if obj is not _DAMAGED:
+            out.append((number, obj))
+        elif not out and number == head[0] and line is not None and not line.lstrip().startswith(b"{"):
+            raise StoreError(f"{path}: not OTLP JSON ({damage.reasons[-1][1]})")
+    damage.good = len(out)
+    return out, damage.warnings()
+
+
+def _head_of(f: BinaryIO, lines: int) -> bytes:
+    """The file's first ``lines`` lines again (read past already)."""
+    f.seek(0)
+    return b"".join(f.readline(_MAX_LINE) for _ in range(lines))
 
 
 def _read_records(path: str, missing_ok: bool) -> tuple[list[Span], list[str]]:
@@ -235,20 +299,139 @@ def _read_records(path: str, missing_ok: bool) -> tuple[list[Span], list[str]]:
     return records, warnings
 
 
-def _documents(lines: list[bytes]) -> Iterator[tuple[int, Any, str | None]]:
-    """JSON lines, or a single (possibly pretty-printed) JSON document."""
-    if (lines and lines[0].strip() in (b"{", b"[")) or (len(lines) > 1 and not lines[0].rstrip().endswith(b"}")):
-        yield 1, loads(b"\n".join(lines)), None
-        return
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
+def _lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None, bool]]:
+    """``(number, line, is the last)`` of each non-empty line; the line is None
+    when it is longer than :data:`~otel_run._wire.MAX_RECORD` (its bytes are
+    read past, never held). Empty lines (the writers' resynchronising
+    newlines) are left out."""
+    number = 0
+    pending: tuple[int, bytes | None] | None = None
+    while True:
+        line: bytes | None = f.readline(_MAX_LINE)
+        if not line:
+            break
+        number += 1
+        if len(line) == _MAX_LINE and not line.endswith(b"\n"):
+            rest = line
+            while rest and not rest.endswith(b"\n"):
+                rest = f.readline(_MAX_LINE)
+            line = None
+        elif not line.strip():
             continue
-        try:
-            yield number, loads(line), None
-        except ValueError as exc:
-            if number == 1 and not line.lstrip().startswith(b"{"):
-                raise
-            yield number, None, _reason(exc)
+        if pending is not None:
+            yield pending[0], pending[1], False
+        pending = (number, line)
+    if pending is not None:
+        yield pending[0], pending[1], True
+
+
+class _Damage:
+    """The damaged lines of one file, and the one warning that names them."""
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path = path
+        self.what = what
+        self.reasons: list[tuple[int, str]] = []
+        self.good = 0
+
+    def decode(self, number: int, line: bytes | None, last: bool) -> Any:
+        """The line's JSON value, or :data:`_DAMAGED` (and the line is named).
+        A line where a write cut short was followed by a whole record (written
+        before the writers resynchronised) gives that record."""
+        if line is None:
+            self.add(number, f"longer than {MAX_RECORD >> 20} MiB", last)
+            return _DAMAGED
+        obj = _loads(line)
+        if obj is not _DAMAGED:
+            return obj
+        ended = line.endswith(b"\n")
+        line = line.rstrip(b"\r\n")
+        reason = _reason_of(line)
+        start = line.find(_RECORD_START, 1)
+        while start != -1:
+            obj = _loads(line[start:])
+            if obj is not _DAMAGED:
+                self.add(number, f"cut short, then a whole record ({reason})", False)
+                return obj
+            start = line.find(_RECORD_START, start + 1)
+        self.add(number, reason, last and not ended)
+        return _DAMAGED
+
+    def add(self, number: int, reason: str, incomplete_last: bool) -> None:
+        self.reasons.append((number, "incomplete last line" if incomplete_last else reason))
+
+    def warnings(self) -> list[str]:
+        if not self.reasons:
+            return []
+        count = len(self.reasons)
+        if count == 1:
+            number, reason = self.reasons[0]
+            what = (
+                "incomplete last line skipped (a write in progress or cut short)"
+                if reason == "incomplete last line"
+                else f"damaged line skipped ({reason})"
+            )
+            return [f"{self.path}:{number}: {what}: 1 {self.what} skipped, {self.good} read"]
+        named = "; ".join(f"line {n}: {r}" for n, r in self.reasons[:_LINES_NAMED])
+        more = f"; and {count - _LINES_NAMED} more" if count > _LINES_NAMED else ""
+        return [
+            f"{self.path}: {count} damaged lines skipped ({named}{more}): "
+            f"{count} {self.what}s skipped, {self.good} read"
+        ]
+
+
+def _otel_run_died(run: Run) -> bool:
+    """Whether the otel-run that made ``run`` (on this host) is gone without
+    recording its end: its pid is free, a zombie's, or another process's (one
+    that started after the run did)."""
+    pid = run.pid
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # alive, another user's
+    found = _process_state(pid)
+    if found is None:
+        return False
+    state, started = found
+    return state == b"Z" or started > run.start_ns + _START_SLACK_NS
+
+
+def _process_state(pid: int) -> tuple[bytes, int] | None:
+    """The state letter of process ``pid`` and when it started (``/proc``;
+    None when that cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        state, ticks = fields[0], int(fields[19])
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return state, boot * 1_000_000_000 + ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+_DAMAGED: Any = object()
+"""What :func:`_loads` gives for bytes that are not one JSON value."""
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return loads(data)
+    except ValueError:  # UnicodeDecodeError too
+        return _DAMAGED
+
+
+def _reason_of(data: bytes) -> str:
+    """Why ``data`` is not JSON, in a few words."""
+    try:
+        loads(data)
+    except ValueError as exc:
+        return _reason(exc)
+    return "not JSON"
 
 
 def _reason(exc: Exception) -> str:
