@@ -71,7 +71,12 @@ def test_otel_run_to_rotel_to_otel_trace_serve_arrives_whole(runner: Runner, ser
         assert result.returncode == 0 and b"handed to the OTLP deliverer" in result.stderr, result.stderr
         run, local = runner.last()
         home = Store(str(serve.store))
-        wait_for(lambda: len(home.load_trace(run.trace_id).spans) >= len(local.spans), timeout=60, what="spans at home")
+
+        def arrived() -> bool:  # the spans, then the index entry written after them
+            listed = any(r.trace_id == run.trace_id for r in home.runs())
+            return listed and len(home.load_trace(run.trace_id).spans) >= len(local.spans)
+
+        wait_for(arrived, timeout=60, what="spans and their index entry at home")
         received = home.load_trace(run.trace_id)
         assert set(received.by_id) == set(local.by_id)
         for span in local.spans:
