@@ -49,6 +49,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -67,7 +68,10 @@ MAX_DECODED = 4 * 1024 * 1024
 of protobuf. Decoding multiplies it (up to ~25x for JSON, ~90x for a protobuf
 of empty spans), which is what bounds the memory of one request."""
 MAX_SPANS = 20_000
-"""Most spans in one request (what the JSON written for them costs)."""
+"""Most spans in one request (counted on the wire for protobuf, before it is parsed)."""
+MAX_ITEMS = 1_000_000
+"""Most objects in one JSON request, and most attributes, events and links of
+the spans of a protobuf one: what decoding and re-encoding them costs."""
 BODY_BUDGET = 64 * 1024 * 1024
 """Request bodies the server holds at once (being read or waiting to be decoded)."""
 TIMEOUT = 30.0
@@ -75,6 +79,9 @@ TIMEOUT = 30.0
 stalled body, waiting for a turn to decode."""
 MIN_BODY_RATE = 64 * 1024
 """Slowest body accepted (bytes per second), past the timeout."""
+DRAIN_MAX = 4 * MAX_BODY
+"""Bytes of an unread body read and thrown away before the connection closes,
+so the sender reads the answer instead of a reset."""
 MAX_CONNECTIONS = 256
 """Connections served at once; more wait in the listen backlog."""
 BACKLOG = 1024
@@ -364,6 +371,23 @@ def _handler(receiver: Receiver, quiet: bool, timeout: float) -> type[BaseHTTPRe
             self._answer(exc.status, message, close=close, retry_after=exc.retry_after)
             if not quiet:
                 _log(f"otel-trace serve: {exc.status} {exc}")
+            if close:
+                self._drain()
+
+        def _drain(self) -> None:
+            """Once the answer is out, read (and drop) what the sender still
+            sends, up to :data:`DRAIN_MAX` or the timeout: closing a socket with
+            unread data resets the connection, and the sender would see the
+            reset instead of the answer."""
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self._clock.deadline = time.monotonic() + timeout
+                drained = 0
+                while drained < DRAIN_MAX and (chunk := self.rfile.read1(65536)):
+                    drained += len(chunk)
+            except OSError:
+                pass
 
         def do_GET(self) -> None:
             self._answer(405, b'{"message":"POST OTLP to /v1/traces"}', close=True, allow="POST")
@@ -547,6 +571,7 @@ def _decode(kind: str, data: bytes) -> Any:
     request = ExportTraceServiceRequest()
     if kind == "application/x-protobuf":
         try:
+            _count_spans(data)
             request.ParseFromString(data)
         except (DecodeError, ValueError, RecursionError) as exc:
             raise ReceiverError(400, f"body is not an OTLP protobuf ExportTraceServiceRequest ({exc})") from None
@@ -587,13 +612,17 @@ def _prepare_json(obj: Any, descriptor: Any) -> None:
         raise ReceiverError(400, f"not an OTLP trace request: {exc}") from None
     if "batches" in obj and "resourceSpans" not in obj:
         obj["resourceSpans"] = obj.pop("batches")
-    _prepare_message(obj, descriptor, "", 0)
+    _prepare_message(obj, descriptor, "", 0, [MAX_ITEMS])
 
 
-def _prepare_message(obj: dict[str, Any], descriptor: Any, where: str, depth: int) -> None:
-    """One JSON object against its message type (see :func:`_prepare_json`)."""
+def _prepare_message(obj: dict[str, Any], descriptor: Any, where: str, depth: int, left: list[int]) -> None:
+    """One JSON object against its message type (see :func:`_prepare_json`);
+    ``left[0]`` counts down the objects a request may hold."""
     if depth > MAX_DEPTH:
         raise _not_otlp(where or "the request", f"nested deeper than {MAX_DEPTH} messages")
+    left[0] -= 1
+    if left[0] < 0:
+        raise ReceiverError(413, f"more than {MAX_ITEMS} OTLP objects in one request: send smaller batches")
     for key in list(obj):
         field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
         if field is None:
@@ -617,11 +646,11 @@ def _prepare_message(obj: dict[str, Any], descriptor: Any, where: str, depth: in
             for i, item in enumerate(value):
                 if not isinstance(item, dict):
                     raise _not_otlp(f"{name}[{i}]", f"expected an object, got {type(item).__name__}")
-                _prepare_message(item, field.message_type, f"{name}[{i}]", depth + 1)
+                _prepare_message(item, field.message_type, f"{name}[{i}]", depth + 1, left)
         elif value is not None:
             if not isinstance(value, dict):
                 raise _not_otlp(name, f"expected an object, got {type(value).__name__}")
-            _prepare_message(value, field.message_type, name, depth + 1)
+            _prepare_message(value, field.message_type, name, depth + 1, left)
 
 
 def _not_otlp(where: str, what: str) -> ReceiverError:
@@ -661,6 +690,7 @@ def _lines(request: Any) -> tuple[dict[str, str], dict[str, _Root], int]:
     count = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
     if count > MAX_SPANS:
         raise ReceiverError(413, f"{count} spans in one request, over the {MAX_SPANS} limit: send smaller batches")
+    _count_items(request)
     entries: dict[str, list[str]] = {}
     roots: dict[str, _Root] = {}
     for b, rs in enumerate(request.resource_spans):
@@ -686,6 +716,101 @@ def _lines(request: Any) -> tuple[dict[str, str], dict[str, _Root], int]:
                 )
     lines = {trace_id: f'{{"resourceSpans":[{",".join(parts)}]}}' for trace_id, parts in entries.items()}
     return lines, roots, count
+
+
+def _count_items(request: Any) -> None:
+    """Raises 413 when the request's attributes (values in arrays and lists
+    included), events and links are more than :data:`MAX_ITEMS` (stopping
+    there: a protobuf of 4 MiB can hold 2 million empty values)."""
+    left = [MAX_ITEMS]
+    for rs in request.resource_spans:
+        _count_attributes(rs.resource.attributes, left)
+        for ss in rs.scope_spans:
+            _count_attributes(ss.scope.attributes, left)
+            for span in ss.spans:
+                _take(left, len(span.events) + len(span.links))  # before touching them
+                _count_attributes(span.attributes, left)
+                for event in span.events:
+                    _count_attributes(event.attributes, left)
+                for link in span.links:
+                    _count_attributes(link.attributes, left)
+
+
+def _count_attributes(attributes: Any, left: list[int]) -> None:
+    _take(left, len(attributes))  # before touching them
+    for attribute in attributes:
+        _count_value(attribute.value, left)
+
+
+def _count_value(value: Any, left: list[int]) -> None:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        values = value.array_value.values
+        _take(left, len(values))  # before touching them
+        for item in values:
+            _count_value(item, left)
+    elif kind == "kvlist_value":
+        _count_attributes(value.kvlist_value.values, left)
+
+
+def _take(left: list[int], count: int) -> None:
+    left[0] -= count
+    if left[0] < 0:
+        raise ReceiverError(413, f"more than {MAX_ITEMS} attributes, events and links in one request")
+
+
+def _count_spans(data: bytes) -> int:
+    """The spans of a serialized ``ExportTraceServiceRequest``, counted on the
+    wire; raises 413 past :data:`MAX_SPANS` before protobuf parses (and
+    allocates) them all: an empty span is 2 bytes on the wire, ~170 parsed."""
+    count = 0
+    for resource_spans in _fields(memoryview(data), 1):
+        for scope_spans in _fields(resource_spans, 2):
+            for _ in _fields(scope_spans, 2):
+                count += 1
+                if count > MAX_SPANS:
+                    raise ReceiverError(413, f"more than {MAX_SPANS} spans in one request: send smaller batches")
+    return count
+
+
+def _fields(message: memoryview, number: int) -> Iterator[memoryview]:
+    """The length-delimited fields ``number`` of one serialized protobuf
+    message (the others skipped); raises ValueError when it is malformed."""
+    pos, end = 0, len(message)
+    while pos < end:
+        tag, pos = _varint(message, pos)
+        wire = tag & 7
+        if wire == 0:
+            pos = _varint(message, pos)[1]
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            length, pos = _varint(message, pos)
+            if pos + length > end:
+                raise ValueError("a field runs past the end of its message")
+            if tag >> 3 == number:
+                yield message[pos : pos + length]
+            pos += length
+        else:
+            raise ValueError(f"wire type {wire} at byte {pos}")
+    if pos > end:
+        raise ValueError("truncated message")
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while shift < 70:
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("varint longer than 10 bytes")
 
 
 def _check_ids(span: Any, where: str) -> str:
