@@ -16,22 +16,24 @@ span id. A trace the store's index does not know gets an index entry (label
 ``received``, run id = the trace id, so a received span can never replace an
 otel-run run's entry).
 
-**Every request is bounded.** Bad input gets a 4xx and never a 500 (the OTLP/HTTP
-failure codes): a body over :data:`MAX_BODY` (413, from ``Content-Length``
-alone), a body that decompresses to more than :data:`MAX_DECODED` (413: gzip
-bombs), more than :data:`MAX_SPANS` spans (413), an unknown content type or
-encoding (415), a body that is not an OTLP trace request — checked against the
-OTLP protobuf schema, so an attribute of the wrong type never reaches the
+**Every request is bounded.** Bad input gets a 4xx and never a 500 (the
+OTLP/HTTP failure codes): a body over :data:`MAX_BODY` (413, from
+``Content-Length`` alone), a body that decompresses to more than
+:data:`MAX_DECODED` (413: gzip bombs), more than :data:`MAX_SPANS` spans
+(counted on the wire) or :data:`MAX_ITEMS` attributes, events and links
+(counted before they are turned into JSON) (413), an unknown content type or
+encoding (415), a body that is not an OTLP trace request — checked against
+the OTLP protobuf schema, so an attribute of the wrong type never reaches the
 store — or ids that are not 16/8 bytes (400), a wrong token (401). Bodies are
 read concurrently but decoded one at a time (the work is CPU-bound: under the
-GIL, decoding two at once would not be faster, only hold twice the memory), so
-the memory a request can make the server hold is bounded by the limits above.
-A server too busy to take a request within its timeout answers 503 with
-``Retry-After``. An answer sent before the body was read closes the
-connection, so an unread body is never taken for the next request. A
-connection idle, or sending its headers, for longer than the timeout is
-closed, and a body must arrive within the timeout plus one second per
-:data:`MIN_BODY_RATE` bytes.
+GIL, decoding two at once would not be faster, only hold twice the memory),
+so the memory a request can make the server hold is bounded by the limits
+above. A server too busy to take a request within its timeout answers 503
+with ``Retry-After``. An answer sent before the body was read closes the
+connection (once what the sender still sends is read and dropped), so an
+unread body is never taken for the next request. A connection idle, or
+sending its headers, for longer than the timeout is closed, and a body must
+arrive within the timeout plus one second per :data:`MIN_BODY_RATE` bytes.
 """
 
 from __future__ import annotations
