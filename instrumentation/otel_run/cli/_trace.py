@@ -6,7 +6,7 @@
     otel-trace push [RUN] [--endpoint URL]
     otel-trace push --label NAME | --since DATE [--until DATE] [--unpushed] [--endpoint URL]
     otel-trace push --unpushed [--endpoint URL]
-    otel-trace serve [--host ADDR] [--port N] [--token TOKEN]
+    otel-trace serve [--host ADDR] [--port N] [--token TOKEN | --no-token] [--timeout S]
 
 RUN is a run id, a trace id, or a prefix of either; it defaults to the last run.
 """
@@ -74,7 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=4318, help="port (default 4318, OTLP/HTTP's)")
     p.add_argument(
-        "--token", help="require 'Authorization: Bearer TOKEN' (default: $OTEL_RUN_SERVE_TOKEN; none when unset)"
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' (default: $OTEL_RUN_SERVE_TOKEN; when unset, "
+        "required anyway beyond loopback unless --no-token)",
+    )
+    p.add_argument(
+        "--no-token", action="store_true", help="accept spans without a token even on an address beyond loopback"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="close a connection idle or sending its headers for S seconds, or whose body stalls (default 30)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no line per request on stderr")
     return parser
@@ -239,11 +251,16 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     from otel_run.store._receiver import serve
 
     token = args.token or os.environ.get(_env.OTEL_RUN_SERVE_TOKEN) or None
+    if token and args.no_token:
+        raise UsageError("--no-token: a token is set (--token or OTEL_RUN_SERVE_TOKEN): not both")
     try:
-        server = serve(store.root, args.host, args.port, token, quiet=args.quiet)
+        server = serve(
+            store.root, args.host, args.port, token, quiet=args.quiet, timeout=args.timeout, anyone=args.no_token
+        )
     except OSError as exc:
         raise OtelRunError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
     host, port = str(server.server_address[0]), int(server.server_address[1])
+    host = f"[{host}]" if ":" in host else host
     needs = " (token required)" if token else ""
     _err(f"otel-trace serve: OTLP/HTTP on http://{host}:{port}/v1/traces → {store.root}{needs}")
     try:
@@ -251,6 +268,17 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (``--timeout``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
 
 
 _COMMANDS = {"list": _list, "show": _show, "export": _export, "push": _push, "serve": _serve}
