@@ -38,6 +38,15 @@ class SendError(OtelRunError):
         self.where = where
 
 
+EXPORT_BATCH = 512
+"""Spans per export request, as the SDK's ``BatchSpanProcessor`` sends them
+(``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``'s default): a long run's spans in one
+request would exceed the body limit of a collector (``otel-trace serve``'s
+4 MiB, the Collector's 20 MiB). A run is marked pushed only when every
+request was taken; one retried after a failure sends its first requests again
+(readers merge copies of a span by id)."""
+
+
 def push_run(
     store: Store,
     ref: str | None,
@@ -161,14 +170,18 @@ def push_traces(traces: list[Trace], environ: Mapping[str, str], *, endpoint: st
     exporter, where = _exporter(protocol, endpoint, target, timeout)
     where = _redacted(where, environ)  # as shown, recorded and marked: no credential of the URL
     spans = [to_readable_span(s) for trace in traces for s in trace.spans]
-    errors = _CapturedErrors()
-    with errors:
-        try:
-            result = exporter.export(spans)
-        finally:
-            exporter.shutdown()
     from opentelemetry.sdk.trace.export import SpanExportResult
 
+    errors = _CapturedErrors()
+    result = SpanExportResult.SUCCESS
+    with errors:
+        try:
+            for start in range(0, len(spans), EXPORT_BATCH):  # a request a collector takes (413 otherwise)
+                result = exporter.export(spans[start : start + EXPORT_BATCH])
+                if result is not SpanExportResult.SUCCESS:
+                    break
+        finally:
+            exporter.shutdown()
     if result is not SpanExportResult.SUCCESS:
         detail = errors.last or "the collector did not accept the spans"
         raise SendError(where, _redacted(detail, environ))
