@@ -62,6 +62,8 @@ otel-run's own variables:
     semantic-convention attributes from them (``otel_run.run._ci``).
 ``OTEL_RUN_SERVE_TOKEN``
     Bearer token ``otel-trace serve`` requires of senders (same as ``--token``).
+    Bound beyond loopback, ``serve`` refuses to start without one (unless
+    ``--no-token``).
 ``GRAFANA_URL`` / ``GRAFANA_TOKEN``
     Read by ``dashboards/push.py`` (not by the package): the Grafana to push the
     dashboards to, and a service-account token.

@@ -134,7 +134,7 @@ class Receiver:
         self._unended: dict[str, int] = {}
         """Traces whose index ``start`` was written but not their ``end`` (a full disk)."""
         self._work = threading.Lock()
-        os.makedirs(os.path.join(self.store, _layout.TRACES), exist_ok=True)
+        _layout.create_store(self.store)  # 0700, whatever the umask
 
     def authorize(self, header: str | None) -> None:
         """Raises a 401 :class:`ReceiverError` unless ``header`` carries the token."""
