@@ -182,7 +182,6 @@ def test_reads_tempo_style_base64_ids_and_single_documents(tmp_path: Path) -> No
         (b"\x00\xff\xfe garbage bytes", "not OTLP JSON"),
         (b'{"data": [{"traceID": "abc", "spans": []}]}\n', "looks like Jaeger"),
         (b'[{"traceId": "x", "id": "y", "name": "zipkin"}]', "not OTLP JSON"),
-        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "aaaaaaaaaaaaaaaa"}]}]}]}\n', "no traceId"),
         (
             request("a", span(ROOT, None, "ok", 0, 1)).encode()
             + b"\n{broken\n"

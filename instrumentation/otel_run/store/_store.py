@@ -9,6 +9,7 @@ from otel_run.store import _layout
 from otel_run.store._jsonl import loads
 from otel_run.store._merge import FormatError, merge, parse_request
 from otel_run.store._model import Span, Trace
+from otel_run.store._validate import Checker, check_index_record, separate_duplicates
 
 TYPE_CHECKING = False  # keep ``typing`` out of otel-run's start-up
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class Store:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        self.warnings: list[str] = []
+        """What was wrong in the index (lines left out, fields of the wrong type)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], override: str | None = None) -> Store:
@@ -103,10 +106,12 @@ class Store:
     def runs(self) -> list[Run]:
         """All runs, oldest first."""
         runs: dict[str, Run] = {}
-        for number, record in self._index_records():
-            run_id = record.get("run_id")
-            if not isinstance(run_id, str) or not run_id:
-                raise StoreError(f"{self.index_path}:{number}: index record has no run_id")
+        self.warnings.clear()
+        for number, raw in self._index_records():
+            record = check_index_record(raw, f"{self.index_path}:{number}", self.warnings)
+            if record is None:
+                continue
+            run_id = record["run_id"]
             run = runs.get(run_id)
             if run is None:
                 run = runs[run_id] = Run(run_id)
@@ -175,11 +180,11 @@ def load_trace_file(path: str, trace_id: str | None = None) -> Trace:
     records, warnings = _read_records(path, trace_id is not None)
     if trace_id is None:
         trace_id = records[0].trace_id if records else os.path.basename(path).split(".")[0]
-    spans = merge([r for r in records if r.trace_id == trace_id])
+    spans = merge(separate_duplicates([r for r in records if r.trace_id == trace_id], path, warnings))
     others = {r.trace_id for r in records if r.trace_id != trace_id}
     if others:
         warnings.append(f"{path}: {len(others)} other trace(s) ignored")
-    return Trace(trace_id, spans, warnings)
+    return Trace(trace_id, spans, warnings, source=path)
 
 
 def read_documents(path: str) -> tuple[list[tuple[int, Any]], list[str]]:
@@ -225,13 +230,18 @@ def _read_records(path: str, missing_ok: bool) -> tuple[list[Span], list[str]]:
             return [], []
         raise
     records: list[Span] = []
+    check = Checker(path)
     for number, obj in documents:
+        obj = check.request(obj, number, alone=len(documents) == 1)
+        if obj is None:
+            continue
         try:
             records.extend(parse_request(obj))
         except FormatError as exc:
             raise StoreError(f"{path}:{number}: {exc}") from exc
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"{path}:{number}: malformed OTLP JSON ({exc})") from exc
+    warnings.extend(check.warnings())
     return records, warnings
 
 
