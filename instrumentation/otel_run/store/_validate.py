@@ -13,8 +13,9 @@ changes what it shows:
   name, trace state, an attribute, event or link) is left out of its span;
   ids become lowercase hex, times integers. Each problem is counted and said
   in one line naming the file, the line and the field
-  (:meth:`Checker.warnings`). The field checks (:func:`hex_id`,
-  :func:`time_ns`) are also what span-diff's fast decoder applies.
+  (:meth:`Checker.warnings`). span-diff's fast decoder takes only what
+  :func:`canonical_hex` and :func:`time_ns` take as it is, and leaves the
+  rest to the general path, through :class:`Checker`.
 * :class:`Duplicates` tells otel-run's fragments of one span (merged, as
   :mod:`._merge` says) from two different spans that share an id (kept apart:
   the later one gets a derived id and says so in ``otel_run.duplicate_of``).
