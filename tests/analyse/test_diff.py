@@ -148,11 +148,140 @@ def test_the_msgspec_reader_takes_otel_runs_jsonl_with_fragments_and_agrees() ->
     start = {**first, "attributes": [{"key": "otel_run.record", "value": {"stringValue": "start"}}]}
     lines = [json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [start]}]}]}), json.dumps(request)]
     data = ("\n".join(lines) + '\n{"resourceSpans": [{"scop').encode()  # and a partial last line
-    fast = tables_from_bytes(data, ("http.response.body.size",))
+    fast = tables_from_bytes(data, ("http.response.body.size",), "f.jsonl")
     assert fast is not None, "msgspec path fell back"
     (table,), warnings = fast
-    assert warnings == ["incomplete last line skipped"]
+    assert warnings == ["f.jsonl:3: incomplete last line skipped"]
     (slow,) = tables_from_otlp([json.loads(line) for line in lines], ("http.response.body.size",))
     normalize = Normalizer()
     assert profile(table, normalize).paths == profile(slow, normalize).paths
     assert tables_from_bytes(b'{"data": []}', ()) is None  # not OTLP: the general path explains
+
+
+def _request(spans: list[dict[str, object]]) -> dict[str, object]:
+    return {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+
+
+def _span(span_id: str, parent: str | None, name: str, start: int, end: int) -> dict[str, object]:
+    out: dict[str, object] = {"traceId": "ab" * 16, "spanId": span_id, "name": name}
+    out.update(startTimeUnixNano=str(start), endTimeUnixNano=str(end))
+    if parent:
+        out["parentSpanId"] = parent
+    return out
+
+
+def test_a_chain_deeper_than_the_path_limit_folds_into_few_paths() -> None:
+    """Each span's path held its whole chain of names: a 5,000-deep chain gave
+    5,000 paths of up to 5,000 segments (span-diff printed 79 MB in 60 s)."""
+    from otel_run.analyse._profile import MAX_PATH_DEPTH
+
+    n = 5000
+    spans = [_span(f"{i + 1:016x}", f"{i:016x}" if i else None, "level", i, 2 * n - i) for i in range(n)]
+    (table,) = tables_from_otlp([_request(spans)], ())
+    run = profile(table, Normalizer())
+    assert run.folded == n - 1 - MAX_PATH_DEPTH
+    assert len(run.paths) == MAX_PATH_DEPTH + 2  # the root, a path per level up to the limit, the folded one
+    assert max(key.count(SEP) for key in run.paths) == MAX_PATH_DEPTH + 2  # ... > level > … > level
+    result = diff([run], [run])
+    assert any(f"deeper than {MAX_PATH_DEPTH} levels" in w for w in result.warnings)
+
+
+def test_a_run_whose_spans_all_loop_still_has_a_root() -> None:
+    """span-diff on a parent cycle: ``min() arg is an empty sequence`` (no span without a parent)."""
+    spans = [
+        _span("a1" * 8, "c3" * 8, "root", 0, 100),
+        _span("b2" * 8, "a1" * 8, "work", 10, 60),
+        _span("c3" * 8, "b2" * 8, "step", 20, 40),
+    ]
+    (table,) = tables_from_otlp([_request(spans)], (), "t.jsonl")
+    run = profile(table, Normalizer(), root_span_id="c3" * 8)
+    assert run.root_name == "step" and run.wall_ns == 20  # the run's root, in the loop: walked, no hang
+    run = profile(table, Normalizer())
+    assert run.root_name == "root" and sorted(run.paths) == sorted(
+        [ROOT, f"{ROOT}{SEP}work", f"{ROOT}{SEP}work{SEP}step"]
+    )
+    assert any("t.jsonl: parent chain loops" in w for w in run.warnings)
+
+
+def test_both_readers_check_ids_and_times_alike() -> None:
+    """msgspec's reader takes only ids and times the validator takes as they
+    are and leaves the rest to the general reader, which says what is wrong;
+    ids in capitals or base64 (Tempo) are the same ids there."""
+    import base64
+    import json
+
+    from otel_run.analyse._profile import tables_from_bytes
+    from otel_run.store._validate import Checker
+
+    good = [
+        _span("a1" * 8, None, "root", 0, 100),
+        _span("b2" * 8, "a1" * 8, "work", 10, 60),
+        _span("c3" * 8, "b2" * 8, "step", 20, 9_999_999_999_999_999_999),
+    ]
+    fast = tables_from_bytes(json.dumps(_request(good)).encode(), (), "t.jsonl")
+    assert fast is not None
+    ((fast_table,), _) = fast
+    assert fast_table.ids == ["a1" * 8, "b2" * 8, "c3" * 8] and fast_table.parents == [None, "a1" * 8, "b2" * 8]
+    b64 = base64.b64encode(bytes.fromhex("b2" * 8)).decode()
+    other_forms = [good[0], _span(b64, "A1" * 8, "work", 10, 60), good[2]]
+    (slow_table,) = tables_from_otlp([Checker("t.jsonl").request(_request(other_forms))], (), "t.jsonl")
+    assert (slow_table.ids, slow_table.parents) == (fast_table.ids, fast_table.parents)
+    for bad in (
+        _span(b64, "a1" * 8, "base64", 10, 60),
+        _span("A1" * 8, None, "capitals", 10, 60),
+        _span("zz", "a1" * 8, "x", 10, 60),
+        _span("0x0123456789abcd", "a1" * 8, "x", 10, 60),
+        _span("0" * 16, "a1" * 8, "x", 10, 60),
+        _span("d4" * 8, "zz", "x", 10, 60),
+        _span("d4" * 8, None, "x", 10, "-5"),
+        _span("d4" * 8, None, "x", 10, "1_000"),
+        _span("d4" * 8, None, "x", 10, "١٧٠٠"),
+        _span("d4" * 8, None, "x", 10, 2**64),
+    ):
+        assert tables_from_bytes(json.dumps(_request([*good, bad])).encode(), (), "t.jsonl") is None, bad
+
+
+def test_canonical_hex_takes_nothing_the_validator_would_change_or_refuse() -> None:
+    import random
+
+    from otel_run.store._validate import Invalid, canonical_hex, hex_id
+
+    rng = random.Random(5)
+    alphabet = "0123456789abcdefABCDEFxz+/=_ \n١"
+    for nbytes in (8, 16):
+        for _ in range(20_000):
+            size = rng.choice((2 * nbytes, 2 * nbytes, rng.randint(0, 40)))
+            value = "".join(rng.choice(alphabet) for _ in range(size))
+            if rng.random() < 0.3:
+                value = rng.randbytes(nbytes).hex()
+            ids = [rng.randbytes(nbytes).hex(), value]
+            try:
+                same = all(hex_id(v, nbytes) == v for v in ids)
+            except Invalid:
+                same = False
+            assert canonical_hex(ids, nbytes) == same, value
+
+
+def test_the_table_walk_of_the_critical_path_is_the_trees() -> None:
+    """span-diff's critical path (table indexes, no recursion) agrees with otel-trace show's."""
+    import random
+
+    from otel_run.analyse._profile import CRITICAL
+    from otel_run.analyse._tree import critical_path
+    from otel_run.store._model import Span
+
+    rng = random.Random(3)
+    for _ in range(200):
+        spans = [Span("t", "0", None, "n0", start_ns=0, end_ns=1000)]
+        for i in range(1, rng.randint(2, 40)):
+            parent = spans[rng.randrange(len(spans))]
+            start = rng.randint(parent.start_ns - 5, parent.end_ns)
+            spans.append(Span("t", str(i), parent.span_id, f"n{i}", start_ns=start, end_ns=start + rng.randint(0, 400)))
+        trace = Trace("t", spans)
+        on_path: dict[str, float] = {}
+        for span, ns in critical_path(trace.roots[0]):
+            on_path[span.name] = on_path.get(span.name, 0) + ns
+        run = profile(table_from_trace(trace, ()), Normalizer())
+        by_leaf = {key.rsplit(SEP, 1)[-1]: stats[CRITICAL] for key, stats in run.paths.items() if stats[CRITICAL]}
+        by_leaf[spans[0].name] = by_leaf.pop(ROOT, 0.0)
+        assert {k: v for k, v in by_leaf.items() if v} == on_path

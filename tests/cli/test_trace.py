@@ -60,3 +60,37 @@ def test_push_without_endpoint_says_so(runner: Runner) -> None:
         result.stderr.strip()
         == "otel-trace: error: no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT or pass --endpoint"
     )
+
+
+def test_what_is_wrong_in_a_stored_run_is_said_and_the_rest_is_shown(runner: Runner) -> None:
+    runner.run("-l", "kept", PYTHON, "-c", "pass")
+    run, trace = runner.last()
+    trace_file = runner.store / "traces" / f"{run.trace_id}.jsonl"
+    hostile = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": run.trace_id, "spanId": "zz"}]}]}]}
+    with trace_file.open("a") as f:
+        f.write(json.dumps(hostile) + "\n")
+    with (runner.store / "index.jsonl").open("a") as f:
+        f.write(json.dumps({"run_id": 5}) + "\n" + json.dumps({"run_id": run.run_id, "start_ns": "soon"}) + "\n")
+
+    listed = runner.trace_cli("list")
+    assert listed.returncode == 0 and "kept" in listed.stdout
+    assert "index.jsonl:3: index line without a run_id string (5): skipped" in listed.stderr
+    assert "index.jsonl:4: index field start_ns 'soon' is not a time in nanoseconds: left out" in listed.stderr
+    exported = runner.trace_cli("export")
+    assert exported.returncode == 0 and "Traceback" not in exported.stderr
+    spans = [s for b in json.loads(exported.stdout)["resourceSpans"] for sc in b["scopeSpans"] for s in sc["spans"]]
+    assert len(spans) == len(trace.spans)
+    assert f"otel-trace: warning: {trace_file}:" in exported.stderr and "spanId 'zz'" in exported.stderr
+
+
+def test_a_trace_with_nothing_readable_is_an_error_not_no_spans(runner: Runner) -> None:
+    runner.run(PYTHON, "-c", "pass")
+    run, _ = runner.last()
+    trace_file = runner.store / "traces" / f"{run.trace_id}.jsonl"
+    trace_file.write_bytes(b'{"resourceSpans":[{"resource":\n')  # the only line, torn
+    for command in (["show"], ["show", "--format", "json"], ["export"]):
+        result = runner.trace_cli(*command)
+        assert result.returncode == 1, (command, result.stdout)
+        [error] = [line for line in result.stderr.splitlines() if line.startswith("otel-trace: error: ")]
+        assert f"trace {run.trace_id}: no span could be read ({trace_file}:1: " in error
+        assert "no spans stored" not in result.stdout

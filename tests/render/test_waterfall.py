@@ -12,7 +12,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from otel_run.render._waterfall import _ms, render
+from otel_run.render._waterfall import MAX_INDENT, _ms, render
 from otel_run.store._model import Resource, Span, Trace
 from tests.conftest import OTEL_TRACE, PYTHON, Runner, wait_for
 
@@ -56,6 +56,29 @@ def test_the_critical_path_has_one_row_per_span() -> None:
     critical = out.getvalue().split("critical path")[1].split("top self time")[0]
     assert [line.split()[0] for line in critical.strip().splitlines()[1:]] == ["root-span", "a-span", "b-span"]
     assert "50 ms" not in critical and "20.0%" in critical  # root: 10 + 10 ns of 100, merged
+
+
+def _chain(depth: int) -> Trace:
+    spans = [Span(T, "0", None, "root", start_ns=0, end_ns=10**9)]
+    spans += [Span(T, str(i), str(i - 1), "level", start_ns=i, end_ns=10**9 - i) for i in range(1, depth + 1)]
+    return Trace(T, spans)
+
+
+def test_a_deep_tree_is_indented_so_far_and_then_numbered() -> None:
+    """The waterfall recursed (RecursionError at about 1,000 levels) and each
+    row's indentation grew with its depth (output quadratic in the depth)."""
+    sizes = {}
+    for depth in (1000, 5000):
+        out = io.StringIO()
+        render(_chain(depth), None, Console(file=out, width=120, color_system=None), max_rows=10**9)
+        text = out.getvalue()
+        rows = text.split("waterfall")[1].split("processes")[0].splitlines()[2:]
+        assert len([r for r in rows if "└─ level" in r]) == depth
+        assert max(len(r) for r in rows) <= 120
+        assert f"[{depth}] └─ level" in text and f"the tree is {depth} levels deep" in text
+        assert f"[{MAX_INDENT}]" not in text and f"[{MAX_INDENT + 1}] └─ level" in text
+        sizes[depth] = len(text)
+    assert sizes[5000] <= 5.5 * sizes[1000]
 
 
 # ------------------------------------------------------- in a real terminal

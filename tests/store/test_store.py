@@ -182,7 +182,6 @@ def test_reads_tempo_style_base64_ids_and_single_documents(tmp_path: Path) -> No
         (b"\x00\xff\xfe garbage bytes", "not OTLP JSON"),
         (b'{"data": [{"traceID": "abc", "spans": []}]}\n', "looks like Jaeger"),
         (b'[{"traceId": "x", "id": "y", "name": "zipkin"}]', "not OTLP JSON"),
-        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "aaaaaaaaaaaaaaaa"}]}]}]}\n', "no traceId"),
     ],
 )
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path: Path, content: bytes, message: str) -> None:

@@ -20,8 +20,18 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from otel_run.analyse._paths import ORPHANS, ROOT, depth
-from otel_run.analyse._profile import BASE, BYTES, COUNT, CRITICAL, SELF, SKEW_TOLERANCE_NS, TOTAL, RunProfile
+from otel_run.analyse._paths import DEEPER, ORPHANS, ROOT, depth
+from otel_run.analyse._profile import (
+    BASE,
+    BYTES,
+    COUNT,
+    CRITICAL,
+    MAX_PATH_DEPTH,
+    SELF,
+    SKEW_TOLERANCE_NS,
+    TOTAL,
+    RunProfile,
+)
 from otel_run.analyse._stats import compare, median
 
 MIN_RUNS = 4
@@ -145,6 +155,12 @@ def diff(
         if orphans:
             result.warnings.append(
                 f"{side} ({name}): {orphans} span tree(s) whose parent is missing, compared under {ORPHANS}"
+            )
+        folded = sum(p.folded for p in profiles)
+        if folded:
+            result.warnings.append(
+                f"{side} ({name}): {folded} span(s) deeper than {MAX_PATH_DEPTH} levels, compared by name "
+                f"under the path at that depth ('{DEEPER}')"
             )
         skewed = sum(p.skewed for p in profiles)
         if skewed:

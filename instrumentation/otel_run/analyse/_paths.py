@@ -17,6 +17,8 @@ SEP = "\x1f"
 """Separates a path's segments inside a key (never in a span name after normalising)."""
 ROOT = "(root)"
 ORPHANS = "(orphan)"
+DEEPER = "…"
+"""The segment standing for the levels a too deep path leaves out (see ``_profile.MAX_PATH_DEPTH``)."""
 SHOWN_SEP = " > "
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

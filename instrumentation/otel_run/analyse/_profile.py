@@ -16,16 +16,26 @@ faster than building full :class:`~otel_run.store._model.Span` objects.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from otel_run._wire import RECORD_REAP, RECORD_START, RECORD_WAITED
-from otel_run.analyse._paths import ORPHANS, ROOT, SEP, Normalizer
-from otel_run.store._merge import FormatError, decode_id, decode_value, iter_batches
+from otel_run.analyse._paths import DEEPER, ORPHANS, ROOT, SEP, Normalizer
+from otel_run.store._merge import FormatError, decode_value, iter_batches
 from otel_run.store._model import RECORD, RUN_ID, Trace
+from otel_run.store._validate import Duplicates, canonical_hex, finite_number, link, same_span
 
 BYTES_ATTRIBUTES = ("http.request.body.size", "http.response.body.size")
+MAX_PATH_DEPTH = 64
+"""Path segments a span path keeps: a span deeper than this is compared by its
+name under its ancestor at this depth (``… > DEEPER > name``), so a chain
+thousands of spans deep gives a few paths, not one path per level with keys
+growing with depth (a size quadratic in the depth)."""
 SKEW_TOLERANCE_NS = 1_000_000
 """A child may start before or end after its parent by this much before it counts as clock skew."""
+
+_TIME_LIMIT = 2**64  # store._validate.time_ns takes times below this
+_PARENT = itemgetter(3)  # a _Collector record's parent id
 
 # indexes into a path's per-run statistics
 TOTAL, SELF, COUNT, BYTES, CRITICAL = range(5)
@@ -36,7 +46,19 @@ _RANK = {None: 3, RECORD_START: 2, RECORD_REAP: 1, RECORD_WAITED: 0}
 class RunProfile:
     """One run reduced to per-path numbers; small, so worker processes can send it back."""
 
-    __slots__ = ("errors", "orphans", "paths", "root_name", "run", "skewed", "source", "spans", "wall_ns")
+    __slots__ = (
+        "errors",
+        "folded",
+        "orphans",
+        "paths",
+        "root_name",
+        "run",
+        "skewed",
+        "source",
+        "spans",
+        "wall_ns",
+        "warnings",
+    )
 
     def __init__(self, run: str, source: str) -> None:
         self.run = run
@@ -48,16 +70,36 @@ class RunProfile:
         self.errors = 0
         self.orphans = 0
         self.skewed = 0
+        self.folded = 0
+        """Spans deeper than :data:`MAX_PATH_DEPTH`, compared by name under their ancestor at that depth."""
         self.root_name = ""
+        self.warnings: list[str] = []
+        """What was wrong in the run's tree (parent loops)."""
 
 
 class SpanTable:
     """The spans of one trace, as parallel lists (index = span)."""
 
-    __slots__ = ("ends", "errors", "ids", "is_run", "names", "parents", "services", "starts", "trace_id", "values")
+    __slots__ = (
+        "ends",
+        "errors",
+        "ids",
+        "is_run",
+        "names",
+        "parents",
+        "services",
+        "source",
+        "starts",
+        "trace_id",
+        "values",
+        "warnings",
+    )
 
-    def __init__(self, trace_id: str) -> None:
+    def __init__(self, trace_id: str, source: str = "") -> None:
         self.trace_id = trace_id
+        self.source = source
+        """The file it was read from (what warnings name)."""
+        self.warnings: list[str] = []
         self.ids: list[str] = []
         self.parents: list[str | None] = []
         self.names: list[str] = []
@@ -90,11 +132,13 @@ def table_from_trace(trace: Trace, wanted: Iterable[str]) -> SpanTable:
     return table
 
 
-def tables_from_otlp(documents: Iterable[Any], wanted: Iterable[str]) -> list[SpanTable]:
+def tables_from_otlp(documents: Iterable[Any], wanted: Iterable[str], source: str = "") -> list[SpanTable]:
     """The tables of every trace in decoded OTLP JSON requests, in order of
-    first appearance; raises :class:`FormatError` for data that is not OTLP JSON."""
+    first appearance. The requests have been through
+    :meth:`otel_run.store._validate.Checker.request` (ids are hex, times
+    integers); raises :class:`FormatError` for data that is not OTLP JSON."""
     keys = frozenset(wanted)
-    collect = _Collector()
+    collect = _Collector(source)
     for obj in documents:
         for service, raw in _raw_spans(obj):
             try:
@@ -147,12 +191,16 @@ def tables_from_otlp(documents: Iterable[Any], wanted: Iterable[str]) -> list[Sp
     return collect.tables()
 
 
-def tables_from_bytes(data: bytes, wanted: Iterable[str]) -> tuple[list[SpanTable], list[str]] | None:
+def tables_from_bytes(data: bytes, wanted: Iterable[str], source: str = "") -> tuple[list[SpanTable], list[str]] | None:
     """Like :func:`tables_from_otlp` on a whole file's bytes, decoded with
     ``msgspec`` into just the fields a diff reads (3× faster than ``json``
-    building every object). None when msgspec is not installed or the data is
-    not plain OTLP JSON: the caller then takes the general path, which also
-    gives the precise error message."""
+    building every object). It takes only ids and times the validator
+    (:mod:`otel_run.store._validate`) takes as they are — lowercase hex ids,
+    times in range — and returns None for anything else, as when msgspec is
+    not installed or the data is not plain OTLP JSON: the caller then takes
+    the general path, where the validator says what is wrong and leaves it out
+    (ids in capitals or base64, as Tempo writes them, are read there too).
+    Warnings name ``source``."""
     try:
         from otel_run.analyse._otlp_msgspec import DECODER as decoder
         from otel_run.analyse._otlp_msgspec import Error, number
@@ -162,22 +210,24 @@ def tables_from_bytes(data: bytes, wanted: Iterable[str]) -> tuple[list[SpanTabl
     try:
         requests = [decoder.decode(data)]
     except Error:
-        lines = [line for line in data.splitlines() if line.strip()]
+        lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
         if len(lines) < 2:
             return None
         requests = []
-        for line_no, line in enumerate(lines, 1):
+        for at, (line_no, line) in enumerate(lines, 1):
             try:
                 requests.append(decoder.decode(line))
-            except Error:
-                if line_no == len(lines):
-                    warnings.append("incomplete last line skipped")
+            except (Error, RecursionError):
+                if at == len(lines) and _undecodable(line):  # a writer killed mid-line: as the store reads it
+                    warnings.append(f"{source}:{line_no}: incomplete last line skipped")
                     continue
-                return None
+                return None  # a damaged line, or one msgspec does not take (NaN): the general path decides
+    except RecursionError:  # nested deeper than the interpreter's limit: the general path says where
+        return None
     if any(r.resourceSpans is None and r.batches is None for r in requests):
         return None  # not OTLP JSON: the general path names what it looks like
     keys = frozenset(wanted)
-    collect = _Collector()
+    collect = _Collector(source)
     try:
         for request in requests:
             for batch in request.resourceSpans or request.batches or ():
@@ -189,6 +239,18 @@ def tables_from_bytes(data: bytes, wanted: Iterable[str]) -> tuple[list[SpanTabl
                             break
                 for scope in batch.scopeSpans or batch.instrumentationLibrarySpans or ():
                     for span in scope.spans:
+                        # time_ns's rule (ids: canonical_hex, below, on all at once); anything
+                        # else takes the general path, where the validator says what is wrong
+                        start = span.startTimeUnixNano
+                        if type(start) is str and start.isascii() and start.isdigit() and len(start) < 20:
+                            start = int(start)
+                        elif type(start) is not int or not 0 <= start < _TIME_LIMIT:
+                            return None
+                        end = span.endTimeUnixNano
+                        if type(end) is str and end.isascii() and end.isdigit() and len(end) < 20:
+                            end = int(end)
+                        elif type(end) is not int or not 0 <= end < _TIME_LIMIT:
+                            return None
                         marker = None
                         values: dict[str, float] | None = None
                         is_run = False
@@ -196,7 +258,7 @@ def tables_from_bytes(data: bytes, wanted: Iterable[str]) -> tuple[list[SpanTabl
                             key = kv.key
                             if key in keys:
                                 value = number(kv.value)
-                                if value is not None:
+                                if value is not None and value - value == 0:  # not NaN or infinite
                                     if values is None:
                                         values = {}
                                     values[key] = value
@@ -212,8 +274,8 @@ def tables_from_bytes(data: bytes, wanted: Iterable[str]) -> tuple[list[SpanTabl
                             span.parentSpanId or None,
                             span.name,
                             service,
-                            int(span.startTimeUnixNano),
-                            int(span.endTimeUnixNano),
+                            start,
+                            end,
                             error,
                             is_run,
                             values,
@@ -221,6 +283,8 @@ def tables_from_bytes(data: bytes, wanted: Iterable[str]) -> tuple[list[SpanTabl
                         )
     except (Error, ValueError, TypeError, AttributeError):
         return None
+    if not collect.canonical():
+        return None  # ids that are not lowercase hex (wrong, or base64 as Tempo writes them): the general path
     return collect.tables(), warnings
 
 
@@ -244,39 +308,65 @@ def profile(
     out.spans = n
     if n == 0:
         return out
+    out.warnings.extend(table.warnings)
+    children, roots = _children(table.parents, _first_index(table.ids))
+    if not _walk(out, table, children, roots, normalize, metrics, root_span_id, checked=False):
+        # some spans are not under any root: a parent loop (a span its own parent included); cut it and walk again
+        out = RunProfile(run or table.trace_id, source)
+        out.spans = n
+        out.warnings.extend(table.warnings)
+        parent_of, _ = link(
+            table.ids, table.parents, table.starts, table.source or f"trace {table.trace_id}", out.warnings
+        )
+        children, roots = _children(parent_of, None)
+        _walk(out, table, children, roots, normalize, metrics, root_span_id, checked=True)
+    return out
+
+
+def _walk(
+    out: RunProfile,
+    table: SpanTable,
+    children: list[list[int] | None],
+    roots: list[int],
+    normalize: Normalizer,
+    metrics: Sequence[str],
+    root_span_id: str | None,
+    *,
+    checked: bool,
+) -> bool:
+    """Fill ``out`` from the trees under ``roots``. Unless the tree was
+    ``checked`` (loops cut by :func:`~otel_run.store._validate.link`), gives
+    up, returning False, when a span is under no root or the run's root is not
+    a root (either may be in a loop: walking it would not end)."""
+    n = len(table.ids)
     starts, ends, names, services = table.starts, table.ends, table.names, table.services
-    index = {span_id: i for i, span_id in enumerate(table.ids)}
-    children: list[list[int] | None] = [None] * n
-    roots: list[int] = []
-    for i, parent_id in enumerate(table.parents):
-        p = index.get(parent_id) if parent_id is not None else None
-        if p is None or p == i:
-            roots.append(i)
-        else:
-            kids = children[p]
-            if kids is None:
-                children[p] = [i]
-            else:
-                kids.append(i)
-    root = _pick_root(table, roots, index, root_span_id)
+    if not roots:
+        return False
+    root = _pick_root(table, roots, root_span_id)
+    if not checked and root_span_id is not None and root not in roots:
+        return False
     out.wall_ns = max(0, ends[root] - starts[root])
     out.root_name = names[root]
     out.errors = sum(table.errors)
     width = BASE + len(metrics)
     paths = out.paths
     values = table.values
-    stack: list[tuple[int, str]] = [(root, ROOT)]
+    # (span, its path, its depth in the path, the path it folds under once deeper than MAX_PATH_DEPTH)
+    stack: list[tuple[int, str, int, str]] = [(root, ROOT, 0, "")]
     for r in roots:
         if r != root:
             out.orphans += 1
-            stack.append((r, f"{ORPHANS}{SEP}[{services[r]}] {normalize(names[r])}"))
+            stack.append((r, f"{ORPHANS}{SEP}[{services[r]}] {normalize(names[r])}", 1, ""))
+    folded = 0
     skewed = 0
     low_skew, high_skew = SKEW_TOLERANCE_NS, SKEW_TOLERANCE_NS
     known = normalize.cache  # the hot loop reads the normaliser's cache itself
     span_stats: list[list[float]] = [None] * n  # type: ignore[list-item]
     # stats indexes: 0 TOTAL, 1 SELF, 2 COUNT, 3 BYTES, 4 CRITICAL (literals: this loop runs per span)
+    visited = 0
     while stack:
-        i, key = stack.pop()
+        i, key, level, base = stack.pop()
+        visited += 1
         stats = paths.get(key)
         if stats is None:
             stats = paths[key] = [0.0] * width
@@ -303,6 +393,13 @@ def profile(
         service = services[i]
         covered = 0
         cursor = start
+        if level >= MAX_PATH_DEPTH:  # children are compared by name under the path at the limit
+            if not base:
+                base = f"{key}{SEP}{DEEPER}"
+            prefix = base
+            folded += len(kids)
+        else:
+            prefix = key
         for c in kids:
             c_start = starts[c]
             c_end = ends[c]
@@ -318,12 +415,49 @@ def profile(
             if shown is None:
                 shown = normalize(raw)
             c_service = services[c]
-            stack.append((c, f"{key}{SEP}{shown}" if c_service == service else f"{key}{SEP}[{c_service}] {shown}"))
+            c_key = f"{prefix}{SEP}{shown}" if c_service == service else f"{prefix}{SEP}[{c_service}] {shown}"
+            stack.append((c, c_key, level + 1, base))
         stats[1] += duration - covered if duration > covered else 0
     out.skewed = skewed
+    out.folded = folded
+    if visited < n and not checked:
+        return False
     for i, ns in _critical_path(root, starts, ends, children):
         span_stats[i][4] += ns
-    return out
+    return True
+
+
+def _first_index(ids: list[str]) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for i, span_id in enumerate(ids):
+        index.setdefault(span_id, i)
+    return index
+
+
+def _children(
+    parents: Sequence[str | int | None], index: dict[str, int] | None
+) -> tuple[list[list[int] | None], list[int]]:
+    """Each span's children and the roots, from parent ids (``index``: id to
+    span) or parent indexes (``index`` None, -1 for a root). A span that is
+    its own parent is neither a root nor a child: the walk misses it, and the
+    caller cuts it out as a loop."""
+    n = len(parents)
+    children: list[list[int] | None] = [None] * n
+    roots: list[int] = []
+    for i, parent in enumerate(parents):
+        if index is not None:
+            p = index.get(parent, -1) if parent is not None else -1  # type: ignore[arg-type]
+        else:
+            p = parent  # type: ignore[assignment]
+        if p < 0:
+            roots.append(i)
+        elif p != i:
+            kids = children[p]
+            if kids is None:
+                children[p] = [i]
+            else:
+                kids.append(i)
+    return children, roots
 
 
 # ------------------------------------------------------------------ private
@@ -344,9 +478,13 @@ def _raw_spans(obj: Any) -> Iterable[tuple[str, Any]]:
 class _Collector:
     """Spans by trace and span id, otel-run's fragments folded as they come."""
 
-    def __init__(self) -> None:
-        # per trace: span id -> [rank, name, service, parent, start, end, error, is_run, values, started, ranks…]
+    def __init__(self, source: str = "") -> None:
+        self.source = source
+        # per trace: span id -> [rank, name, service, parent, start, end, error, is_run, values, started,
+        #                        (start, parent) of the first complete record, ranks folded in…]
         self.traces: dict[str, dict[str, list[Any]]] = {}
+        self.duplicates: dict[str, Duplicates] = {}
+        """Per trace: which records are different spans sharing an id (kept apart)."""
 
     def __call__(
         self,
@@ -373,6 +511,7 @@ class _Collector:
             is_run,
             values,
             marker == RECORD_START,
+            (start, parent_id) if marker is None else None,
         ]
         spans = self.traces.get(trace_id)
         if spans is None:
@@ -380,11 +519,46 @@ class _Collector:
         seen = spans.get(span_id)
         if seen is None:
             spans[span_id] = record
-        else:
-            _fold(seen, record)
+            return
+        if marker is None:
+            first = seen[10]
+            if first is None:
+                seen[10] = (start, parent_id)
+            elif not same_span(first[0], first[1], start, parent_id):  # another span with this id: kept apart
+                duplicates = self.duplicates.get(trace_id)
+                if duplicates is None:
+                    duplicates = self.duplicates[trace_id] = Duplicates()
+                duplicates.span_id(span_id, True, first[0], first[1])
+                own = duplicates.span_id(span_id, True, start, parent_id)
+                seen = spans.get(own)
+                if seen is None:
+                    spans[own] = record
+                    return
+        _fold(seen, record)
+
+    def canonical(self) -> bool:
+        """Whether every trace, span and parent id is lowercase hex (store._validate.canonical_hex)."""
+        if not canonical_hex(self.traces.keys(), 16):
+            return False
+        for spans in self.traces.values():
+            if not canonical_hex(spans.keys(), 8):
+                return False
+            parents = set(map(_PARENT, spans.values())) - spans.keys()  # the others are span ids: checked
+            parents.discard(None)
+            if not canonical_hex(parents, 8):
+                return False
+        return True
 
     def tables(self) -> list[SpanTable]:
-        return [_table(trace_id, spans) for trace_id, spans in self.traces.items()]
+        out = []
+        for trace_id, spans in self.traces.items():
+            table = _table(trace_id, spans, self.source)
+            found = self.duplicates.get(trace_id)
+            if found is not None and found.found:
+                names = {span_id: r[1] for span_id, r in spans.items()}
+                table.warnings.extend(found.warnings(self.source or f"trace {table.trace_id}", names))
+            out.append(table)
+        return out
 
 
 def _fold(seen: list[Any], record: list[Any]) -> None:
@@ -406,16 +580,12 @@ def _fold(seen: list[Any], record: list[Any]) -> None:
     seen.append(record[0])  # remember every rank seen
 
 
-def _table(trace_id: str, spans: dict[str, list[Any]]) -> SpanTable:
-    try:
-        shown_id = decode_id(trace_id, 16)
-    except FormatError:
-        shown_id = trace_id
-    table = SpanTable(shown_id)
+def _table(trace_id: str, spans: dict[str, list[Any]], source: str) -> SpanTable:
+    table = SpanTable(trace_id, source)
     items = list(spans.items())
-    if any(len(r) > 10 or r[0] < 3 for _, r in items):  # fragments: fold as store._merge does
-        items = [(i, r) for i, r in items if r[0] > 0 or any(r[10:])]  # a waitpid alone is dropped
-        unfinished = [n for n, (_, r) in enumerate(items) if r[0] == 2 and 1 not in r[10:]]
+    if any(len(r) > 11 or r[0] < 3 for _, r in items):  # fragments: fold as store._merge does
+        items = [(i, r) for i, r in items if r[0] > 0 or any(r[11:])]  # a waitpid alone is dropped
+        unfinished = [n for n, (_, r) in enumerate(items) if r[0] == 2 and 1 not in r[11:]]
     else:
         unfinished = []
     records = [r for _, r in items]
@@ -434,27 +604,25 @@ def _table(trace_id: str, spans: dict[str, list[Any]]) -> SpanTable:
 
 
 def _close_unfinished(table: SpanTable, unfinished: list[int]) -> None:
-    index = {span_id: i for i, span_id in enumerate(table.ids)}
-    latest: dict[int, int] = {}
-    for i, end in enumerate(table.ends):
-        parent = table.parents[i]
-        hops = 0
-        while parent is not None and hops < 1000:
-            p = index.get(parent)
-            if p is None:
-                break
-            if latest.get(p, 0) < end:
-                latest[p] = end
-            parent = table.parents[p]
-            hops += 1
+    """Unfinished spans end where their last descendant ended, with an error
+    (store._merge's rule), in one pass from the deepest spans up."""
+    parent, depth = link(table.ids, table.parents, table.starts, "", [])  # loops are said by profile()
+    latest = list(table.ends)
+    for i in sorted(range(len(parent)), key=depth.__getitem__, reverse=True):
+        p = parent[i]
+        if p >= 0 and latest[p] < latest[i]:
+            latest[p] = latest[i]
     for i in unfinished:
-        table.ends[i] = max(table.ends[i], latest.get(i, 0))
+        table.ends[i] = max(table.ends[i], latest[i])
         table.errors[i] = True
 
 
-def _pick_root(table: SpanTable, roots: list[int], index: dict[str, int], root_span_id: str | None) -> int:
-    if root_span_id is not None and root_span_id in index:
-        return index[root_span_id]
+def _pick_root(table: SpanTable, roots: list[int], root_span_id: str | None) -> int:
+    if root_span_id is not None:
+        try:
+            return table.ids.index(root_span_id)
+        except ValueError:
+            pass
     runs = [i for i in roots if table.is_run[i]]
     candidates = runs or roots
     return min(candidates, key=lambda i: (table.starts[i], -table.ends[i]))
@@ -464,29 +632,53 @@ def _critical_path(
     root: int, starts: list[int], ends: list[int], children: list[list[int] | None]
 ) -> list[tuple[int, int]]:
     """``(span, ns on the critical path)``: Jaeger's algorithm, as in
-    :func:`otel_run.analyse._tree.critical_path`, over table indexes."""
+    :func:`otel_run.analyse._tree.critical_path`, over table indexes, with a
+    stack instead of recursion."""
     out: list[tuple[int, int]] = []
-
-    def walk(i: int, bound: int, depth: int) -> None:
+    # a frame: [span, the end still to account for, its children latest end first]
+    stack: list[list[Any]] = [[root, ends[root], iter(_latest_first(children[root], ends))]]
+    while stack:
+        frame = stack[-1]
+        i, last, kids = frame
         start = starts[i]
-        last = ends[i] if ends[i] < bound else bound
-        kids = children[i]
-        if kids is not None and depth < 500:
-            for c in sorted(kids, key=ends.__getitem__, reverse=True):
-                c_start, c_end = starts[c], ends[c]
-                if c_start >= last or c_end <= start:
-                    continue
-                c_end = min(c_end, last)
-                if last > c_end:
-                    out.append((i, last - c_end))
-                walk(c, c_end, depth + 1)
+        for c in kids:
+            c_start, c_end = starts[c], ends[c]
+            if c_start >= last or c_end <= start:
+                continue
+            c_end = min(c_end, last)
+            if last > c_end:
+                out.append((i, last - c_end))
+            grandchildren = children[c]
+            if grandchildren is None:  # a leaf: its whole (clipped) time, without a frame
+                if c_end > c_start:
+                    out.append((c, c_end - c_start))
                 last = c_start if c_start > start else start
-        if last > start:
-            out.append((i, last - start))
-
-    walk(root, ends[root], 0)
+                continue
+            frame[1] = c_start if c_start > start else start
+            stack.append([c, c_end, iter(_latest_first(grandchildren, ends))])
+            break
+        else:
+            if last > start:
+                out.append((i, last - start))
+            stack.pop()
     return out
 
 
+def _latest_first(kids: list[int] | None, ends: list[int]) -> list[int]:
+    if not kids:
+        return []
+    return sorted(kids, key=ends.__getitem__, reverse=True) if len(kids) > 1 else kids
+
+
+def _undecodable(line: bytes) -> bool:
+    from otel_run.store._jsonl import loads
+
+    try:
+        loads(line)
+    except ValueError:
+        return True
+    return False
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return finite_number(value)

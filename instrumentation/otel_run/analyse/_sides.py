@@ -34,6 +34,7 @@ from otel_run.analyse._profile import (
 )
 from otel_run.store._merge import FormatError
 from otel_run.store._store import Run, Store, StoreError, read_documents
+from otel_run.store._validate import Checker
 
 EXTENSIONS = (".json", ".jsonl")
 PARALLEL_FROM = 4
@@ -96,6 +97,8 @@ def load(
     for chunk, warnings in chunks:
         profiles.extend(chunk)
         side.warnings.extend(warnings)
+        for p in chunk:
+            side.warnings.extend(p.warnings)
     empty = [p for p in profiles if not p.paths]
     if empty:
         side.warnings.append(f"{side.label}: {len(empty)} run(s) with no spans left out")
@@ -147,15 +150,18 @@ def _from_ids(side: Side, spec: str, store: Store, forced: bool) -> bool:
             if forced or len(refs) > 1:
                 raise SideError(f"{side.label}: {exc}") from None
             return False
+    side.warnings.extend(w for w in store.warnings if w not in side.warnings)
     side.jobs = [_store_job(store, r) for r in runs]
     return True
 
 
 def _runs(store: Store, side: Side) -> list[Run]:
     try:
-        return store.runs()
+        runs = store.runs()
     except StoreError as exc:
         raise SideError(f"{side.label}: {exc}") from None
+    side.warnings.extend(w for w in store.warnings if w not in side.warnings)
+    return runs
 
 
 def _store_job(store: Store, run: Run) -> tuple[str, ...]:
@@ -205,17 +211,18 @@ def _fast_tables(path: str) -> tuple[list[SpanTable], list[str]] | None:
             data = f.read()
     except OSError:
         return None  # the general path says what is wrong
-    found = tables_from_bytes(data, (*BYTES_ATTRIBUTES, *_METRICS))
-    if found is None:
-        return None
-    tables, warnings = found
-    return tables, [f"{path}: {w}" for w in warnings]
+    return tables_from_bytes(data, (*BYTES_ATTRIBUTES, *_METRICS), path)
 
 
 def _tables(path: str) -> tuple[list[SpanTable], list[str]]:
     documents, warnings = read_documents(path)
+    check = Checker(path)
+    alone = len(documents) == 1
+    checked = [(n, obj) for n, obj in ((n, check.request(o, n, alone=alone)) for n, o in documents) if obj is not None]
+    warnings.extend(check.warnings())
+    documents = checked
     try:
-        tables = tables_from_otlp((obj for _number, obj in documents), (*BYTES_ATTRIBUTES, *_METRICS))
+        tables = tables_from_otlp((obj for _number, obj in documents), (*BYTES_ATTRIBUTES, *_METRICS), path)
     except FormatError as exc:
         number = _failing_document(documents, exc)
         raise StoreError(f"{path}{f':{number}' if number else ''}: {exc}") from None

@@ -98,7 +98,7 @@ def critical_path(root: Span) -> list[tuple[Span, int]]:
     the parent's own (the algorithm Jaeger's critical path uses).
     """
     out: list[tuple[Span, int]] = []
-    _walk(root, root.end_ns, out, 0)
+    _walk(root, out)
     out.reverse()
     merged: list[tuple[Span, int]] = []
     for span, ns in out:
@@ -109,21 +109,31 @@ def critical_path(root: Span) -> list[tuple[Span, int]]:
     return merged
 
 
-def _walk(span: Span, bound: int, out: list[tuple[Span, int]], depth: int) -> None:
-    last = min(span.end_ns, bound)
-    if depth > 500:
-        out.append((span, max(0, last - span.start_ns)))
-        return
-    for child in sorted(span.children, key=lambda c: c.end_ns, reverse=True):
-        if child.start_ns >= last or child.end_ns <= span.start_ns:
-            continue
-        child_end = min(child.end_ns, last)
-        if last > child_end:
-            out.append((span, last - child_end))
-        _walk(child, child_end, out, depth + 1)
-        last = max(child.start_ns, span.start_ns)
-    if last > span.start_ns:
-        out.append((span, last - span.start_ns))
+def _walk(root: Span, out: list[tuple[Span, int]]) -> None:
+    """Jaeger's walk back from the end, with a stack instead of recursion (a
+    chain 100,000 spans deep is walked like any other)."""
+    # a frame: [span, the end still to account for, its children latest end first]
+    stack: list[list[Any]] = [[root, root.end_ns, iter(sorted(root.children, key=_end, reverse=True))]]
+    while stack:
+        frame = stack[-1]
+        span, last, children = frame
+        for child in children:
+            if child.start_ns >= last or child.end_ns <= span.start_ns:
+                continue
+            child_end = min(child.end_ns, last)
+            if last > child_end:
+                out.append((span, last - child_end))
+            frame[1] = max(child.start_ns, span.start_ns)  # where the parent goes on once the child is walked
+            stack.append([child, child_end, iter(sorted(child.children, key=_end, reverse=True))])
+            break
+        else:
+            if last > span.start_ns:
+                out.append((span, last - span.start_ns))
+            stack.pop()
+
+
+def _end(span: Span) -> int:
+    return span.end_ns
 
 
 def process_totals(trace: Trace) -> list[ProcessTotal]:

@@ -24,7 +24,8 @@ from typing import Any, NoReturn
 
 from otel_run import __version__
 from otel_run._errors import OtelRunError, UsageError
-from otel_run.store._store import Run, Store
+from otel_run.store._model import Trace
+from otel_run.store._store import Run, Store, StoreError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,16 +93,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Store(Store):
+    """The store, saying on stderr (once each, one line each) what was wrong in
+    what it read: index lines, and the traces commands load."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self._said: set[str] = set()
+
+    def runs(self) -> list[Run]:
+        runs = super().runs()
+        self.say_warnings(self.warnings)
+        return runs
+
+    def load_trace(self, trace_id: str) -> Trace:
+        """The trace, its warnings said; raises StoreError when the trace's
+        file held data but no span could be read from it."""
+        trace = super().load_trace(trace_id)
+        self.say_warnings(trace.warnings)
+        if not trace.spans and trace.warnings:
+            raise StoreError(f"trace {trace_id}: no span could be read ({trace.warnings[0]})")
+        return trace
+
+    def say_warnings(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            if warning not in self._said:
+                self._said.add(warning)
+                _err(f"otel-trace: warning: {warning}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``otel-trace``; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        store = Store.from_environ(os.environ, args.store)
+        store = _Store(Store.from_environ(os.environ, args.store).root)
         try:
             return int(_COMMANDS[args.command](store, args) or 0)
         finally:
-            for warning in store.warnings:  # what reading skipped (damaged lines)
-                _err(f"otel-trace: warning: {warning}")
+            store.say_warnings(store.warnings)  # what reading skipped and was not said yet
     except OtelRunError as exc:
         _err(f"otel-trace: error: {exc}")
         return exc.exit_code

@@ -13,6 +13,10 @@ from otel_run.analyse._tree import ProcessTotal, critical_path, process_totals, 
 from otel_run.store._model import Span, Trace
 from otel_run.store._store import Run
 
+MAX_INDENT = 12
+"""Tree levels the waterfall indents; deeper rows say their level instead
+(``[13] └─ name``), so a row's width stays bounded and the output linear in
+the number of spans however deep the tree goes."""
 _PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan", "bright_magenta")
 
 
@@ -25,10 +29,16 @@ def render(trace: Trace, run: Run | None, console: Console, *, max_rows: int = 6
     for span in trace.spans:
         colours.setdefault(span.service, _PALETTE[len(colours) % len(_PALETTE)])
     console.print(_header(trace, run, root))
-    for warning in trace.warnings:
-        console.print(Text(f"warning: {warning}", style="yellow"))
     width = console.width
     console.print(_waterfall(trace, root, colours, width, max_rows))
+    if trace.depth > MAX_INDENT:
+        console.print(
+            Text(
+                f"(the tree is {trace.depth} levels deep: rows deeper than {MAX_INDENT} are not indented, "
+                "[N] gives their level)",
+                style="dim",
+            )
+        )
     console.print(_processes(trace, colours, width))
     for table in _boundaries(trace, width):
         console.print(table)
@@ -91,18 +101,27 @@ def _waterfall(trace: Trace, root: Span, colours: dict[str, str], width: int, ma
 
 
 def _rows(trace: Trace, root: Span) -> list[tuple[str, Span]]:
+    """The waterfall's rows in tree order, each with its tree-drawing prefix
+    (indented at most :data:`MAX_INDENT` levels); no recursion."""
     out: list[tuple[str, Span]] = []
     # the run's tree, then spans whose parent is missing (when the run is the trace's root)
     tops = [root] + ([r for r in trace.roots if r is not root] if root in trace.roots else [])
-
-    def visit(span: Span, lead: str, last: bool, top: bool) -> None:
-        out.append(("" if top else lead + ("└─ " if last else "├─ "), span))
-        child_lead = "" if top else lead + ("   " if last else "│  ")
-        for i, child in enumerate(span.children):
-            visit(child, child_lead, i == len(span.children) - 1, False)
-
-    for top in tops:
-        visit(top, "", True, True)
+    # (span, the lead of its row, last of its siblings, top, level)
+    stack: list[tuple[Span, str, bool, bool, int]] = [(top, "", True, True, 0) for top in reversed(tops)]
+    while stack:
+        span, lead, last, top, level = stack.pop()
+        if top:
+            prefix = child_lead = ""
+        elif level > MAX_INDENT:  # no lead: the level says where the row is
+            prefix = f"[{level}] " + ("└─ " if last else "├─ ")
+            child_lead = lead
+        else:
+            prefix = lead + ("└─ " if last else "├─ ")
+            child_lead = lead + ("   " if last else "│  ")
+        out.append((prefix, span))
+        kids = span.children
+        for i in range(len(kids) - 1, -1, -1):
+            stack.append((kids[i], child_lead, i == len(kids) - 1, False, level + 1))
     # processes that share a name (pool workers, test runners) are told apart by pid
     names: dict[str, int] = {}
     for _, span in out:
@@ -147,7 +166,7 @@ def _processes(trace: Trace, colours: dict[str, str], width: int) -> Table:
         rows.append(
             [
                 str(p.pid or ""),
-                Text("  " * p.depth + p.name, style="red" if p.span.status_code == 2 else ""),
+                Text("  " * min(p.depth, MAX_INDENT) + p.name, style="red" if p.span.status_code == 2 else ""),
                 Text(p.service, style=colours.get(p.service, "")),
                 _ms(p.wall_ns),
                 _ms(p.startup_ns) if p.startup_ns is not None else "",

@@ -38,7 +38,15 @@ except ImportError:
 
 
 def loads(data: bytes | str) -> Any:
-    """Like :func:`json.loads`; raises ValueError on bad input."""
+    """Like :func:`json.loads`; raises ValueError on bad input, JSON nested
+    deeper than the interpreter's recursion limit (about 1,000 levels) included."""
+    try:
+        return _loads(data)
+    except RecursionError:
+        raise ValueError(f"JSON nested too deep (over {_depth_limit()} levels)") from None
+
+
+def _loads(data: bytes | str) -> Any:
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     if _scan is None:
         import json
@@ -62,3 +70,9 @@ def loads(data: bytes | str) -> Any:
     if end != len(text):
         raise ValueError(f"extra data at char {end}")
     return value
+
+
+def _depth_limit() -> int:
+    import sys
+
+    return sys.getrecursionlimit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from otel_run.store._validate import link
+
 TYPE_CHECKING = False  # keep ``typing`` out of otel-run's start-up
 if TYPE_CHECKING:
     from typing import Any
@@ -146,28 +148,44 @@ class Span:
 
 
 class Trace:
-    """All spans of one trace id, linked into a tree."""
+    """All spans of one trace id, linked into a tree.
 
-    __slots__ = ("by_id", "roots", "spans", "trace_id", "warnings")
+    The tree is built without recursion and is always a tree: a span that is
+    its own parent, or whose parent chain loops, becomes a root where the loop
+    started earliest; a span that ends before it starts lasts 0 (each said in
+    :attr:`warnings`, naming ``source``). :attr:`depth` is how deep the tree goes.
+    """
 
-    def __init__(self, trace_id: str, spans: list[Span], warnings: list[str] | None = None) -> None:
+    __slots__ = ("by_id", "depth", "roots", "spans", "trace_id", "warnings")
+
+    def __init__(
+        self, trace_id: str, spans: list[Span], warnings: list[str] | None = None, *, source: str = ""
+    ) -> None:
         self.trace_id = trace_id
         self.spans = spans
         self.warnings = warnings if warnings is not None else []
-        self.by_id = {s.span_id: s for s in spans}
-        self.roots: list[Span] = []
+        where = source or f"trace {trace_id}"
+        _ends_after_start(spans, where, self.warnings)
+        parents, depths = link(
+            [s.span_id for s in spans], [s.parent_id for s in spans], [s.start_ns for s in spans], where, self.warnings
+        )
+        self.by_id: dict[str, Span] = {}
         for span in spans:
+            self.by_id.setdefault(span.span_id, span)
             span.children = []
             span.parent = None
-        for span in spans:
-            parent = self.by_id.get(span.parent_id) if span.parent_id else None
-            if parent is not None and parent is not span:
+        self.roots: list[Span] = []
+        for span, p in zip(spans, parents, strict=True):
+            if p >= 0:
+                parent = spans[p]
                 span.parent = parent
                 parent.children.append(span)
             else:
                 self.roots.append(span)
+        self.depth = max(depths, default=0)
         for span in spans:
-            span.children.sort(key=lambda s: (s.start_ns, s.end_ns))
+            if len(span.children) > 1:
+                span.children.sort(key=lambda s: (s.start_ns, s.end_ns))
         self.roots.sort(key=lambda s: (s.start_ns, -s.end_ns))
 
     @property
@@ -181,3 +199,15 @@ class Trace:
     @property
     def processes(self) -> list[Span]:
         return [s for s in self.spans if s.is_process]
+
+
+def _ends_after_start(spans: list[Span], where: str, warnings: list[str]) -> None:
+    """A span that ends before it starts lasts 0 (said once; an unfinished
+    span with nothing under it has no end to say)."""
+    bad = [s for s in spans if s.end_ns < s.start_ns]
+    for span in bad:
+        span.end_ns = span.start_ns
+    said = [s for s in bad if not s.unfinished]
+    if said:
+        more = f" and {len(said) - 1} more" if len(said) > 1 else ""
+        warnings.append(f"{where}: span {said[0].span_id}{more} ends before it starts: taken as lasting 0")

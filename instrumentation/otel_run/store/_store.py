@@ -13,6 +13,7 @@ from otel_run.store import _layout
 from otel_run.store._jsonl import loads
 from otel_run.store._merge import FormatError, merge, parse_request
 from otel_run.store._model import Span, Trace
+from otel_run.store._validate import Checker, check_index_record, separate_duplicates
 
 TYPE_CHECKING = False  # keep ``typing`` out of otel-run's start-up
 if TYPE_CHECKING:
@@ -107,8 +108,9 @@ class Store:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self.warnings: list[str] = []
-        """What reading skipped (damaged lines of the index and of the traces
-        loaded), each naming the file and line, for the commands to print."""
+        """What reading skipped or left out (damaged lines, index lines and fields
+        of the wrong type, in the index and in the traces loaded), each naming
+        the file and line, for the commands to print."""
 
     def warn(self, warnings: Iterable[str]) -> None:
         for warning in warnings:
@@ -131,10 +133,12 @@ class Store:
     def runs(self) -> list[Run]:
         """All runs, oldest first."""
         runs: dict[str, Run] = {}
-        for number, record in self._index_records():
-            run_id = record.get("run_id")
-            if not isinstance(run_id, str) or not run_id:
-                raise StoreError(f"{self.index_path}:{number}: index record has no run_id")
+        self.warnings.clear()
+        for number, raw in self._index_records():
+            record = check_index_record(raw, f"{self.index_path}:{number}", self.warnings)
+            if record is None:
+                continue
+            run_id = record["run_id"]
             run = runs.get(run_id)
             if run is None:
                 run = runs[run_id] = Run(run_id)
@@ -220,11 +224,11 @@ def load_trace_file(path: str, trace_id: str | None = None) -> Trace:
     records, warnings = _read_records(path, trace_id is not None)
     if trace_id is None:
         trace_id = records[0].trace_id if records else os.path.basename(path).split(".")[0]
-    spans = merge([r for r in records if r.trace_id == trace_id])
+    spans = merge(separate_duplicates([r for r in records if r.trace_id == trace_id], path, warnings))
     others = {r.trace_id for r in records if r.trace_id != trace_id}
     if others:
         warnings.append(f"{path}: {len(others)} other trace(s) ignored")
-    return Trace(trace_id, spans, warnings)
+    return Trace(trace_id, spans, warnings, source=path)
 
 
 def read_documents(path: str) -> tuple[list[tuple[int, Any]], list[str]]:
@@ -289,13 +293,18 @@ def _read_records(path: str, missing_ok: bool) -> tuple[list[Span], list[str]]:
             return [], []
         raise
     records: list[Span] = []
+    check = Checker(path)
     for number, obj in documents:
+        obj = check.request(obj, number, alone=len(documents) == 1)
+        if obj is None:
+            continue
         try:
             records.extend(parse_request(obj))
         except FormatError as exc:
             raise StoreError(f"{path}:{number}: {exc}") from exc
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"{path}:{number}: malformed OTLP JSON ({exc})") from exc
+    warnings.extend(check.warnings())
     return records, warnings
 
 
