@@ -385,7 +385,8 @@ def _importtime(python: str, otel_run: str, runs: int = 15) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "PYTHONDONTWRITE"))}
         env["OTEL_RUN_STORE"] = tmp
-        own = profile([python, "-X", "importtime", otel_run, "-q", "true"], env)
+        # the Python half: the otel-run launcher is a shell script (see instrumentation/scripts/otel-run)
+        own = profile([python, "-X", "importtime", otel_run + ".py", "-q", "true"], env)
         own.pop("sitecustomize", None)  # the failed look-up every Python makes, not ours
         child = profile([otel_run, "-q", python, "-X", "importtime", "-c", "pass"], env)
     lines = [
