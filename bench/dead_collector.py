@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_run.export._outbox import wait_for_deliverers
+from startup import _free_port, _listening  # bench/startup.py, next to this script
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -197,17 +198,6 @@ class _Unavailable(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 if __name__ == "__main__":

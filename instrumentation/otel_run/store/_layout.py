@@ -49,15 +49,10 @@ def create_store(root: str) -> None:
     _wire.make_private_dirs(os.path.join(root, TRACES))
 
 
-def open_private(path: str, flags: int, dirs: bool = True) -> int:
-    """Open a file of the store, creating it 0600 (and, unless ``dirs`` is
-    false, its directories 0700) whatever the umask when it does not exist."""
-    return _wire.open_private(path, flags, dirs)
-
-
-def make_private_dirs(path: str) -> None:
-    """``mkdir -p``, each directory made 0700 whatever the umask."""
-    _wire.make_private_dirs(path)
+open_private = _wire.open_private
+"""Open a file of the store, creating it 0600 (its directories 0700) whatever the umask."""
+make_private_dirs = _wire.make_private_dirs
+"""``mkdir -p``, each directory made 0700 whatever the umask."""
 
 
 def append_line(path: str, data: bytes, dirs: bool = True) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from otel_run._wire import EVENT_SIGNAL_SENT, RECORD_REAP, RECORD_START, RECORD_WAITED, SIGNAL_EXPECTED
 from otel_run.store._model import RECORD, UNFINISHED, Event, Link, Resource, Span
+from otel_run.store._validate import CODES, KINDS
 
 TYPE_CHECKING = False  # keep ``typing`` out of otel-run's start-up
 if TYPE_CHECKING:
@@ -102,17 +103,10 @@ def _span(raw: Any, resource: Resource, scope_name: str, scope_version: str | No
     status = raw.get("status") or {}
     code = status.get("code", 0)
     if isinstance(code, str):  # enum names in some encoders
-        code = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(code, 0)
+        code = CODES.get(code, 0)
     kind = raw.get("kind", 1)
     if isinstance(kind, str):
-        kind = {
-            "SPAN_KIND_UNSPECIFIED": 0,
-            "SPAN_KIND_INTERNAL": 1,
-            "SPAN_KIND_SERVER": 2,
-            "SPAN_KIND_CLIENT": 3,
-            "SPAN_KIND_PRODUCER": 4,
-            "SPAN_KIND_CONSUMER": 5,
-        }.get(kind, 1)
+        kind = KINDS.get(kind, 1)
     try:
         start = int(raw.get("startTimeUnixNano", 0))
         end = int(raw.get("endTimeUnixNano", 0))

@@ -46,7 +46,7 @@ DUPLICATE_OF = "otel_run.duplicate_of"
 
 _TIME_MAX = 2**64  # OTLP times are fixed64 nanoseconds
 _INT_MIN, _INT_MAX = -(2**63), 2**63  # OTLP intValue is int64
-_KINDS = {
+KINDS = {
     "SPAN_KIND_UNSPECIFIED": 0,
     "SPAN_KIND_INTERNAL": 1,
     "SPAN_KIND_SERVER": 2,
@@ -54,7 +54,7 @@ _KINDS = {
     "SPAN_KIND_PRODUCER": 4,
     "SPAN_KIND_CONSUMER": 5,
 }
-_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _DOUBLE_WORDS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 _RECORD = "otel_run.record"  # store._model.RECORD (not imported: _model imports this module)
 
@@ -327,8 +327,8 @@ class Checker:
 
     def _kind(self, raw: dict[str, Any], span_id: str, line: int | None) -> None:
         kind = raw.get("kind", 1)
-        if isinstance(kind, str) and kind in _KINDS:
-            raw["kind"] = _KINDS[kind]
+        if isinstance(kind, str) and kind in KINDS:
+            raw["kind"] = KINDS[kind]
         elif type(kind) is not int or not 0 <= kind <= 5:
             self.problem(line, f"span {span_id}: kind {_show(kind)} is not a span kind (0-5): taken as internal")
             raw["kind"] = 1
@@ -342,8 +342,8 @@ class Checker:
             raw["status"] = {}
             return
         code = status.get("code", 0)
-        if isinstance(code, str) and code in _CODES:
-            code = _CODES[code]
+        if isinstance(code, str) and code in CODES:
+            code = CODES[code]
         if type(code) is not int or not 0 <= code <= 2:
             self.problem(line, f"span {span_id}: status code {_show(code)} is not 0, 1 or 2: taken as unset")
             code = 0
