@@ -179,7 +179,6 @@ def _list(store: Store, args: argparse.Namespace) -> int:
 def _show(store: Store, args: argparse.Namespace) -> int:
     run = store.find_run(args.run)
     trace = store.load_trace(run.trace_id)
-    store.warnings = [w for w in store.warnings if w not in trace.warnings]  # shown with the trace
     if args.format == "json":
         from otel_run.analyse._tree import summary
 
