@@ -42,6 +42,21 @@ otel-run's own variables:
     Directory that holds the OpenTelemetry libraries otel-run runs with. A traced
     Python that lacks them (another virtualenv, a container) appends it to
     ``sys.path`` when it first needs them, never earlier.
+``OTEL_RUN_PROFILE``
+    Comma-separated profiles to record in every traced Python process (same as
+    ``otel-run --profile``): ``cpu`` (py-spy samples, attributed to the innermost
+    span open on the sampled thread), ``memory`` (memray allocations per span),
+    ``imports`` (an ``import MODULE`` span per module slower than the threshold).
+    otel-run sets it for the command from ``--profile``; unset, nothing is profiled
+    and no profiler module is loaded.
+``OTEL_RUN_PROFILE_RATE``
+    py-spy's sampling rate in Hz (default 100; same as ``--profile-rate``).
+``OTEL_RUN_IMPORT_THRESHOLD``
+    Milliseconds of cumulative import time below which an import is summed into
+    its parent rather than made a span (default 1; ``--import-threshold``).
+``OTEL_RUN_PYSPY``
+    Set by otel-run for the command: the py-spy executable the bootstrap starts
+    to sample a process (the one installed beside otel-run).
 ``OTEL_RUN_CALLER_SIGIGN``
     Set by the ``otel-run`` launcher (a shell script) for the Python half of
     otel-run, never for the command: the signals otel-run's caller ignored, as
@@ -125,6 +140,10 @@ OTEL_RUN_CALLER_SIGIGN = "OTEL_RUN_CALLER_SIGIGN"
 OTEL_RUN_SERVE_TOKEN = "OTEL_RUN_SERVE_TOKEN"
 OTEL_RUN_REQUIRE_ENGINE = "OTEL_RUN_REQUIRE_ENGINE"
 OTEL_RUN_EXPORT_TIMEOUT = "OTEL_RUN_EXPORT_TIMEOUT"
+OTEL_RUN_PROFILE = "OTEL_RUN_PROFILE"
+OTEL_RUN_PROFILE_RATE = "OTEL_RUN_PROFILE_RATE"
+OTEL_RUN_IMPORT_THRESHOLD = "OTEL_RUN_IMPORT_THRESHOLD"
+OTEL_RUN_PYSPY = "OTEL_RUN_PYSPY"
 
 OTEL_RUN_REPLAY_CASSETTES = "OTEL_RUN_REPLAY_CASSETTES"
 OTEL_RUN_REPLAY_LATENCY_SCALE = "OTEL_RUN_REPLAY_LATENCY_SCALE"
