@@ -342,6 +342,12 @@ def _install_hooks(process: "Process", environ: "Mapping[str, str]") -> None:
     _imports.install(disabled, enabled)
     atexit.register(_at_exit)
     _wrap_exits(process)
+    if environ.get(_env.OTEL_RUN_PROFILE):
+        from otel_run.bootstrap import _sampler  # before _children wraps os.waitpid
+
+        wanted = _sampler.kinds(environ)
+        if "cpu" in wanted or "memory" in wanted:
+            _sampler.start(process, environ, wanted)
     _children.install(process)
 
 

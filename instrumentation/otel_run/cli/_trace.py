@@ -54,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="show every span, not the first 60")
     p.add_argument("--top", type=int, default=10, metavar="N", help="spans in the self-time ranking")
 
+    p = sub.add_parser("profile", help="a run's CPU or memory profile: top functions, folded stacks, flame graph")
+    p.add_argument("run", nargs="?", metavar="RUN")
+    p.add_argument("--span", metavar="NAME|ID", help="only this span (every span of that name) and what ran below it")
+    p.add_argument("--process", type=int, metavar="PID", help="only this process")
+    p.add_argument("--kind", choices=("cpu", "memory"), default="cpu")
+    p.add_argument("--format", choices=("text", "collapsed", "speedscope", "html"), default="text")
+    p.add_argument("--idle", action="store_true", help="keep samples of threads py-spy deems idle")
+    p.add_argument("-n", "--top", type=int, default=20, metavar="N", help="functions in the text table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
     p = sub.add_parser("export", help="write a run as OTLP JSON or Chrome trace JSON")
     p.add_argument("run", nargs="?", metavar="RUN")
     p.add_argument("--format", choices=("otlp", "chrome"), default="otlp")
@@ -194,6 +204,40 @@ def _show(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile(store: Store, args: argparse.Namespace) -> int:
+    from otel_run.analyse._attribute import convert
+    from otel_run.analyse._stacks import UNITS, load_profiles, select_spans, stacks
+    from otel_run.render import _flame
+
+    run = store.find_run(args.run)
+    trace = store.load_trace(run.trace_id)
+    for problem in convert(store.root, trace, wait_s=0):  # what the run's end could not convert yet
+        _err(f"otel-trace: warning: {problem}")
+    profiles, warnings = load_profiles(store.root, trace)
+    store.say_warnings(warnings)  # type: ignore[attr-defined]
+    if not profiles:
+        raise StoreError(f"run {run.run_id[:8]} has no profile (record one with otel-run --profile cpu)")
+    chosen = select_spans(trace, args.span)
+    found = stacks(profiles, chosen, args.process, args.kind, args.idle)
+    unit = UNITS[args.kind]
+    title = f"{args.kind} · run {run.run_id[:8]}" + (f" · span {args.span}" if args.span else "")
+    if args.format == "collapsed":
+        text = _flame.collapsed(found)
+    elif args.format == "speedscope":
+        text = json.dumps(_flame.speedscope(found, title, unit))
+    elif args.format == "html":
+        text = _flame.flame_html(found, title, unit)
+    else:
+        total = sum(v for _, v in found)
+        text = title + "\n" + _flame.top_text(_flame.top_functions(found, args.top), unit, total)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        _out(text.rstrip("\n"))
+    return 0
+
+
 def _export(store: Store, args: argparse.Namespace) -> int:
     run = store.find_run(args.run)
     trace = store.load_trace(run.trace_id)
@@ -309,7 +353,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-_COMMANDS = {"list": _list, "show": _show, "export": _export, "push": _push, "serve": _serve}
+_COMMANDS = {"list": _list, "show": _show, "profile": _profile, "export": _export, "push": _push, "serve": _serve}
 
 
 def _out(text: str) -> None:

@@ -175,6 +175,8 @@ class OtlpJsonLinesProcessor:
         self._resources: dict[int, str] = {}
         self.own_resource: Any = None
         self._scopes: dict[tuple[str, str | None], str] = {}
+        wanted = process.environ.get(_env.OTEL_RUN_PROFILE, "").lower()
+        self._threads = "cpu" in wanted or "memory" in wanted
         _use_fast_json()
         from opentelemetry.trace import SpanKind
 
@@ -188,6 +190,9 @@ class OtlpJsonLinesProcessor:
         context = span.context
         if context is not None:
             self._open[context.span_id] = span
+        if self._threads:  # profiles are attributed to the innermost span open on the sampled thread
+            span.set_attribute("thread.id", threading.get_ident())
+            span.set_attribute("thread.name", threading.current_thread().name)
 
     def _on_ending(self, span: Any) -> None:
         return None

@@ -58,6 +58,13 @@ options:
       --no-container-mount with `docker|podman run`: do not bind-mount otel-run's
                            bootstrap into the container (it still gets the
                            trace context)
+      --profile KINDS      profile every Python process of the trace, each
+                           sample attributed to its span: cpu (py-spy),
+                           memory (memray), imports (an `import MODULE` span
+                           per slow import); comma-separated (otel-trace profile)
+      --profile-rate HZ    py-spy samples per second (default 100)
+      --import-threshold MS  imports faster than this (cumulative) are summed
+                           into their parent, not made spans (default 1)
   -V, --version            print the version and exit
   -h, --help               show this help and exit
 """
@@ -70,7 +77,10 @@ class Options:
         "endpoint",
         "export",
         "help",
+        "import_threshold",
         "label",
+        "profile",
+        "profile_rate",
         "quiet",
         "runs",
         "service_name",
@@ -94,6 +104,9 @@ class Options:
         self.warmup = 0
         self.show_output = False
         self.container_mount: bool | None = None
+        self.profile: list[str] | None = None
+        self.profile_rate: int | None = None
+        self.import_threshold: float | None = None
 
 
 _VALUED = {
@@ -105,8 +118,11 @@ _VALUED = {
     "--endpoint": "endpoint",
     "--runs": "runs",
     "--warmup": "warmup",
+    "--profile": "profile",
+    "--profile-rate": "profile_rate",
+    "--import-threshold": "import_threshold",
 }
-_COUNTS = {"runs": 1, "warmup": 0}  # options taking a whole number, and their least value
+_COUNTS = {"runs": 1, "warmup": 0, "profile_rate": 1}  # options taking a whole number, and their least value
 _FLAGS = {
     "-q": ("quiet", True),
     "--quiet": ("quiet", True),
@@ -146,6 +162,10 @@ def parse_args(argv: Sequence[str]) -> Options:
                 if not value.isdigit() or int(value) < _COUNTS[attr]:
                     raise UsageError(f"option {name} needs a whole number of at least {_COUNTS[attr]}, got {value!r}")
                 setattr(opts, attr, int(value))
+            elif attr == "profile":
+                opts.profile = profile_kinds(value, name)
+            elif attr == "import_threshold":
+                opts.import_threshold = _milliseconds(value, name)
             else:
                 setattr(opts, attr, value)
         elif arg in _FLAGS:
@@ -157,9 +177,35 @@ def parse_args(argv: Sequence[str]) -> Options:
     opts.command = list(argv[i:])
     if opts.endpoint and opts.export is None:
         opts.export = True
+    if opts.profile_rate is not None and opts.profile_rate > MAX_PROFILE_RATE:
+        raise UsageError(f"option --profile-rate needs at most {MAX_PROFILE_RATE} Hz, got {opts.profile_rate}")
     if not opts.command and not (opts.help or opts.version):
         raise UsageError("no command given (usage: otel-run [OPTIONS] [--] COMMAND [ARGS...])")
     return opts
+
+
+PROFILE_KINDS = ("cpu", "memory", "imports")
+MAX_PROFILE_RATE = 10_000
+
+
+def profile_kinds(value: str, what: str) -> list[str]:
+    """The kinds of ``--profile``/``OTEL_RUN_PROFILE`` (``what`` names which), validated."""
+    kinds = [k.strip().lower() for k in value.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in PROFILE_KINDS]
+    if bad or not kinds:
+        problem = f"unknown profile kind {bad[0]!r}" if bad else "no profile kind given"
+        raise UsageError(f"{what}: {problem} (valid: {', '.join(PROFILE_KINDS)})")
+    return [k for k in PROFILE_KINDS if k in kinds]
+
+
+def _milliseconds(value: str, what: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not (0 <= number < 1e9):
+        raise UsageError(f"option {what} needs a number of milliseconds (0 or more), got {value!r}")
+    return number
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,6 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.version:
         sys.stdout.write(f"otel-run {__version__}\n")
         return 0
+    try:
+        if opts.profile is None and os.environ.get(_env.OTEL_RUN_PROFILE, "").strip():
+            opts.profile = profile_kinds(os.environ[_env.OTEL_RUN_PROFILE], _env.OTEL_RUN_PROFILE)
+    except OtelRunError as exc:
+        _say(f"otel-run: error: {exc}")
+        return exc.exit_code
     if opts.runs is not None or opts.warmup:
         from otel_run.run._repeat import repeat
 
@@ -248,6 +300,8 @@ def run(
         create_store(store)  # 0700 whatever the umask
         _children.prepare_environment(env, trace_id, child_id, root_id, os.getpid(), "c", spawn_ns, store)
         env[_env.OTEL_RUN_PYLIB] = _pylib()
+        if opts.profile:
+            _profile_environment(opts, env)
     except OSError as exc:
         _say(f"otel-run: warning: cannot use the store {store}: {exc.strerror}; running untraced")
         tracing = False
@@ -391,6 +445,11 @@ class _Finisher:
         record.write_root_end(end_ns, exit_code, error)
         store = Store(record.store)
         trace = store.load_trace(record.trace_id)
+        if self.opts.profile and ("cpu" in self.opts.profile or "memory" in self.opts.profile):
+            from otel_run.analyse._attribute import convert
+
+            for problem in convert(store.root, trace):
+                _say(f"otel-run: profile: {problem}")
         spans = len(trace.spans)
         processes = len(trace.processes)
         record.append_index(record.index_end(end_ns, exit_code, spans, processes))
@@ -514,6 +573,30 @@ _CORE_DUMPING = frozenset(
     )
     if hasattr(_signal, name)
 )
+
+
+def _profile_environment(opts: Options, env: dict[str, str]) -> None:
+    """What the bootstrap of every process needs to profile itself."""
+    env[_env.OTEL_RUN_PROFILE] = ",".join(opts.profile or ())
+    if opts.profile_rate is not None:
+        env[_env.OTEL_RUN_PROFILE_RATE] = str(opts.profile_rate)
+    if opts.import_threshold is not None:
+        env[_env.OTEL_RUN_IMPORT_THRESHOLD] = repr(opts.import_threshold)
+    if "cpu" in (opts.profile or ()):
+        pyspy = _pyspy()
+        if pyspy:
+            env[_env.OTEL_RUN_PYSPY] = pyspy
+
+
+def _pyspy() -> str | None:
+    """The py-spy executable installed beside otel-run (the wheel's binary), else on PATH."""
+    here = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0] or sys.executable)), "py-spy")
+    for candidate in (here, os.path.join(os.path.dirname(sys.executable), "py-spy")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    from shutil import which
+
+    return which("py-spy")
 
 
 def _spawn_error(command: str, exc: OSError) -> tuple[int, str]:

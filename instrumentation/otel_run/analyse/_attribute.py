@@ -1,0 +1,228 @@
+"""Profiler output attributed to spans: raw py-spy samples → the store's profiles.
+
+The bootstrap of each profiled process started a sampler
+(:mod:`otel_run.bootstrap._sampler`) that wrote, under
+``profiles/<trace>/raw/``, py-spy's ``chrometrace`` (per thread, a begin and an
+end event per frame whenever the sampled stack changes, in µs from py-spy's
+start) and a ``.meta`` line (pid, process span, when py-spy was started).
+:func:`convert` turns each into one :mod:`otel_run.store._profiles` file:
+
+1. per thread, the stack held over each stretch of time (the events replayed);
+2. each stretch is cut where a span of that process, on that thread
+   (``thread.id``; the process span stands for every thread), starts or ends,
+   and each piece is charged to the innermost span open over it;
+3. a piece's samples are its length over the sampling period.
+
+The time base is the moment the bootstrap spawned py-spy, which starts its
+clock within a few ms of it (``sh`` and py-spy's exec in between): that is
+the error of a span boundary, under one sample at 100 Hz.
+
+Idle samples: py-spy runs with ``--idle`` (see the sampler) and samples whose
+leaf is one of py-spy's own idle heuristics (``threading`` ``wait``,
+``selectors`` ``select``, ``poll``), or ``subprocess``'s blocking ``waitpid``
+on a child (the child's own samples say where that time went), are marked ``idle``: shown with
+``otel-trace profile --idle``, not counted as CPU.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections import defaultdict
+from typing import Any
+
+from otel_run.store._model import Span, Trace
+from otel_run.store._profiles import Frame, Sample, profile_dir, raw_dir, write_profile
+
+WAIT_S = 10.0
+"""How long otel-run waits after the command for its samplers to write their output."""
+
+
+def convert(root: str, trace: Trace, wait_s: float = WAIT_S) -> list[str]:
+    """Write the profile of every process of ``trace`` whose raw output is
+    complete; returns one line per problem (a sampler that could not attach,
+    output still being written, damaged output)."""
+    directory = raw_dir(root, trace.trace_id)
+    try:
+        metas = sorted(n for n in os.listdir(directory) if n.endswith(".meta"))
+    except FileNotFoundError:
+        return []
+    messages: list[str] = []
+    deadline = time.monotonic() + wait_s
+    for name in metas:
+        span_id = name[: -len(".meta")]
+        out = os.path.join(profile_dir(root, trace.trace_id), span_id + ".jsonl")
+        if os.path.exists(out):
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as f:
+                meta = json.loads(f.readline())
+            messages.extend(_convert_one(root, trace, meta, directory, out, deadline))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            messages.append(f"profile of process span {span_id} not read: {exc}")
+    return messages
+
+
+def _convert_one(root: str, trace: Trace, meta: dict[str, Any], directory: str, out: str, deadline: float) -> list[str]:
+    cpu = meta.get("cpu")
+    if not cpu:
+        return []
+    pid = int(meta["pid"])
+    base = os.path.join(directory, str(meta["span_id"]))
+    if not _wait_unlocked(base + ".cpu.lock", deadline):
+        return [f"cpu profile of pid {pid} is still being written by py-spy; otel-trace profile reads it later"]
+    try:
+        with open(base + ".cpu.json", "rb") as f:
+            events = json.loads(f.read())
+    except FileNotFoundError:
+        return [f"cpu profiling of pid {pid} was not possible: {_pyspy_error(base + '.cpu.log')}"]
+    except ValueError as exc:
+        return [f"cpu profile of pid {pid} is damaged ({exc}); nothing read from it"]
+    period_ns = 1_000_000_000 // int(cpu.get("rate_hz") or 100)
+    origin = int(cpu["spawned_ns"])
+    frames: list[Frame] = []
+    frame_ids: dict[tuple[str, str], int] = {}
+    stretches = _stretches(events, pid, origin, frames, frame_ids)
+    spans = _process_spans(trace, str(meta["span_id"]), pid)
+    main = int(meta.get("main_thread") or 0)
+    charged: dict[tuple[str, int, tuple[int, ...]], int] = defaultdict(int)
+    for tid, pieces in stretches.items():
+        on_thread = [s for s in spans if _thread_of(s, main) in (tid, None)]
+        for start, end, stack in pieces:
+            for a, b, span_id in _cut(start, end, on_thread):
+                charged[(span_id, tid, stack)] += b - a
+    samples = []
+    for (span_id, tid, stack), value in charged.items():
+        count = round(value / period_ns)
+        if count <= 0:
+            continue
+        leaf = frames[stack[-1]] if stack else None
+        samples.append(Sample("cpu", span_id, tid, stack, count, value, _is_idle(leaf)))
+    process = next((s for s in spans if s.span_id == meta["span_id"]), None)
+    header = {
+        "trace_id": trace.trace_id,
+        "span_id": meta["span_id"],
+        "pid": pid,
+        "service": process.service if process is not None else "",
+        "kinds": {"cpu": {"source": "py-spy", "rate_hz": 1_000_000_000 // period_ns, "period_ns": period_ns}},
+    }
+    os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
+    write_profile(out, header, frames, samples)
+    return []
+
+
+def _stretches(
+    events: Any, pid: int, origin: int, frames: list[Frame], frame_ids: dict[tuple[str, str], int]
+) -> dict[int, list[tuple[int, int, tuple[int, ...]]]]:
+    """Per thread: (start ns, end ns, stack root first) of each stretch of one stack."""
+    if not isinstance(events, list):
+        raise ValueError("not a chrometrace event list")
+    stacks: dict[int, list[int]] = {}
+    since: dict[int, int] = {}
+    out: dict[int, list[tuple[int, int, tuple[int, ...]]]] = defaultdict(list)
+    for event in events:
+        if event.get("pid") != pid:
+            continue
+        tid = int(event["tid"])
+        now = origin + int(event["ts"]) * 1000
+        stack = stacks.setdefault(tid, [])
+        if stack and since.get(tid, now) < now:
+            out[tid].append((since[tid], now, tuple(stack)))
+        since[tid] = now
+        args = event.get("args") or {}
+        key = (str(event.get("name", "")), str(args.get("filename", "")))
+        if event.get("ph") == "B":
+            index = frame_ids.get(key)
+            if index is None:
+                index = frame_ids[key] = len(frames)
+                frames.append(Frame(key[0], key[1], args.get("line")))
+            stack.append(index)
+        elif event.get("ph") == "E" and stack:
+            stack.pop()
+    return out
+
+
+def _process_spans(trace: Trace, process_span_id: str, pid: int) -> list[Span]:
+    """The spans this process wrote: its process span and every other span of its pid."""
+    spans = []
+    for span in trace.spans:
+        if span.span_id == process_span_id or (
+            not span.is_process and span.resource.attributes.get("process.pid") == pid
+        ):
+            spans.append(span)
+    spans.sort(key=lambda s: (s.start_ns, -s.end_ns))
+    return spans
+
+
+def _thread_of(span: Span, main: int) -> int | None:
+    """The thread a span ran on; None for the process span (it stands for every thread)."""
+    if span.is_process:
+        return None
+    tid = span.attributes.get("thread.id")
+    return int(tid) if isinstance(tid, int) else main
+
+
+def _cut(start: int, end: int, spans: list[Span]) -> list[tuple[int, int, str]]:
+    """[start, end) cut at the spans' boundaries, each piece with its innermost span."""
+    inside = [s for s in spans if s.start_ns < end and s.end_ns > start]
+    if not inside:
+        return []
+    points = sorted(
+        {start, end, *(s.start_ns for s in inside if start < s.start_ns < end)}
+        | {s.end_ns for s in inside if start < s.end_ns < end}
+    )
+    pieces = []
+    for a, b in itertools.pairwise(points):
+        middle = (a + b) // 2
+        best = None
+        for span in inside:  # latest-starting span open over the piece (spans sorted by start)
+            if span.start_ns <= middle < span.end_ns:
+                best = span
+        if best is not None:
+            pieces.append((a, b, best.span_id))
+    return pieces
+
+
+def _is_idle(frame: Frame | None) -> bool:
+    """py-spy's idle heuristic (python_spy.rs, ``_heuristic_is_thread_idle``)."""
+    if frame is None:
+        return False
+    name, file = frame.name.rsplit(".", 1)[-1], frame.file
+    return (
+        (name == "wait" and file.endswith("threading.py"))
+        or (name == "select" and file.endswith("selectors.py"))
+        or (name == "poll" and any(k in file for k in ("asyncore.py", "zmq", "gevent", "tornado")))
+        or (name == "_try_wait" and file.endswith("subprocess.py"))  # ours: a blocking waitpid on a child
+    )
+
+
+def _pyspy_error(log: str) -> str:
+    try:
+        with open(log, encoding="utf-8", errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return "py-spy did not start (no log)"
+    errors = [line for line in lines if "rror" in line or "ermission" in line]
+    return (errors or lines or ["py-spy wrote nothing"])[-1][:300]
+
+
+def _wait_unlocked(lock: str, deadline: float) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
+    finally:
+        os.close(fd)

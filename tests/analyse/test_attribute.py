@@ -1,0 +1,155 @@
+"""CPU profiles with real py-spy on real processes, attributed to spans."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from otel_run.analyse._stacks import load_profiles, select_spans, stacks
+from otel_run.store._profiles import profile_paths, read_profile
+from otel_run.store._store import Store
+from tests.conftest import PYTHON, Runner, one
+
+CHILD_SPIN = textwrap.dedent(
+    """
+    import subprocess, sys, time
+
+    def walrus_spin(seconds):
+        end = time.perf_counter() + seconds
+        x = 0
+        while time.perf_counter() < end:
+            x += 1
+        return x
+
+    if len(sys.argv) > 1:
+        walrus_spin(1.5)
+    else:
+        subprocess.run([sys.executable, __file__, "child"], check=True)
+        print("done")
+    """
+)
+
+TWO_THREADS = textwrap.dedent(
+    """
+    import threading, time
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("test")
+    barrier = threading.Barrier(2)
+
+    def spin_alpha(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def spin_beta(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def work(name, spin):
+        barrier.wait()
+        with tracer.start_as_current_span(name):
+            spin(1.2)
+
+    threads = [threading.Thread(target=work, args=("alpha", spin_alpha)),
+               threading.Thread(target=work, args=("beta", spin_beta))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    """
+)
+
+
+def _program(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "prog.py"
+    path.write_text(text)
+    return path
+
+
+def test_a_childs_hot_function_tops_its_span(runner: Runner, tmp_path: Path) -> None:
+    prog = _program(tmp_path, CHILD_SPIN)
+    result = runner.run("--profile", "cpu", "--", PYTHON, str(prog))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"done\n"  # the command's output is unchanged
+    _, trace = runner.last()
+    child = one(trace, lambda s: s.is_process and s.name == "prog.py child")
+
+    text = runner.trace_cli("profile", "--span", child.span_id, "--format", "text")
+    assert text.returncode == 0, text.stderr
+    first_row = text.stdout.splitlines()[2]
+    assert "walrus_spin" in first_row
+
+    folded = runner.trace_cli("profile", "--span", child.span_id, "--format", "collapsed").stdout
+    counts = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in folded.splitlines()}
+    total = sum(counts.values())
+    hot = sum(
+        v for k, v in counts.items() if k.endswith("walrus_spin (prog.py)") or "walrus_spin (" in k.split(";")[-1]
+    )
+    assert total > 0 and hot >= 0.8 * total, folded
+    assert all(k.split(";")[0] == child.service for k in counts)  # the service name is the first frame
+
+
+def test_samples_go_to_the_span_open_on_their_thread(runner: Runner, tmp_path: Path) -> None:
+    prog = _program(tmp_path, TWO_THREADS)
+    result = runner.run("--profile", "cpu", "--", PYTHON, str(prog))
+    assert result.returncode == 0, result.stderr
+    _run, trace = runner.last()
+    alpha = one(trace, lambda s: s.name == "alpha")
+    beta = one(trace, lambda s: s.name == "beta")
+    assert alpha.attributes["thread.id"] != beta.attributes["thread.id"]
+    assert alpha.start_ns < beta.end_ns and beta.start_ns < alpha.end_ns  # they ran at once
+    profiles, warnings = load_profiles(str(runner.store), trace)
+    assert not warnings
+    for span, mine, other in ((alpha, "spin_alpha", "spin_beta"), (beta, "spin_beta", "spin_alpha")):
+        found = stacks(profiles, select_spans(trace, span.span_id))
+        leaf = {}
+        for stack, value in found:
+            name = stack[-1].split(" ", 1)[0]
+            leaf[name] = leaf.get(name, 0) + value
+        total = sum(leaf.values())
+        assert leaf.get(mine, 0) >= 0.8 * total, (span.name, leaf)
+        assert leaf.get(other, 0) == 0, (span.name, leaf)
+
+
+def test_a_profile_cut_short_is_read_up_to_the_damage(runner: Runner, tmp_path: Path) -> None:
+    prog = _program(tmp_path, CHILD_SPIN)
+    assert runner.run("--profile", "cpu", "--", PYTHON, str(prog)).returncode == 0
+    _run, trace = runner.last()
+    paths = profile_paths(str(runner.store), trace.trace_id)
+    assert paths
+    biggest = max(paths, key=lambda p: len(read_profile(p).samples))
+    whole = read_profile(biggest)
+    data = Path(biggest).read_bytes()
+    Path(biggest).write_bytes(data[: len(data) - 7])  # the last line cut, as by SIGKILL mid-write
+    cut = read_profile(biggest)
+    assert len(cut.samples) == len(whole.samples) - 1
+    assert cut.warnings and biggest in cut.warnings[0] and "damaged" in cut.warnings[0]
+    shown = runner.trace_cli("profile")
+    assert shown.returncode == 0
+    assert "damaged line" in shown.stderr and len(shown.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_profile_kind_is_one_line_and_exit_2(runner: Runner) -> None:
+    result = runner.run("--profile", "gpu", "--", "true")
+    assert result.returncode == 2
+    err = result.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and "--profile" in err and "cpu, memory, imports" in err
+    assert "Traceback" not in err
+    bad_env = runner.run("--", "true", env=runner.env(OTEL_RUN_PROFILE="cpu,gpu"))
+    assert bad_env.returncode == 2 and b"OTEL_RUN_PROFILE" in bad_env.stderr
+
+
+def test_no_profiler_is_loaded_unless_asked(runner: Runner, tmp_path: Path) -> None:
+    prog = _program(
+        tmp_path,
+        "import sys, json\nprint(json.dumps(sorted(m for m in sys.modules if 'memray' in m or 'sampler' in m)))\n",
+    )
+    result = runner.run("--", PYTHON, str(prog))
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == []
+    _, trace = runner.last()
+    assert not (runner.store / "profiles").exists()
+    assert Store(str(runner.store)).load_trace(trace.trace_id).spans
