@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from otel_run.analyse._stacks import load_profiles, select_spans, stacks
 from otel_run.store._profiles import profile_paths, read_profile
 from otel_run.store._store import Store
-from tests.conftest import PYTHON, Runner, one
+from tests.conftest import OTEL_RUN, PYTHON, Runner, one
 
 CHILD_SPIN = textwrap.dedent(
     """
@@ -153,3 +158,34 @@ def test_no_profiler_is_loaded_unless_asked(runner: Runner, tmp_path: Path) -> N
     _, trace = runner.last()
     assert not (runner.store / "profiles").exists()
     assert Store(str(runner.store)).load_trace(trace.trace_id).spans
+
+
+NOT_DUMPABLE = textwrap.dedent(
+    """
+    import ctypes, time
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: only CAP_SYS_PTRACE may read this process
+    end = time.perf_counter() + 0.5
+    while time.perf_counter() < end:
+        pass
+    print("unchanged")
+    """
+)
+
+
+@pytest.mark.skipif(not shutil.which("setpriv") or os.geteuid() != 0, reason="needs root and setpriv (util-linux)")
+def test_a_sampler_without_ptrace_rights_leaves_the_run_unchanged(runner: Runner, tmp_path: Path) -> None:
+    prog = _program(tmp_path, NOT_DUMPABLE)
+    no_ptrace = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
+    result = subprocess.run(
+        [*no_ptrace, OTEL_RUN, "-q", "--profile", "cpu", "--", PYTHON, str(prog)],
+        env=runner.env(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    assert result.stdout == b"unchanged\n"
+    said = [line for line in result.stderr.decode().splitlines() if "profil" in line]
+    assert len(said) == 1, result.stderr
+    assert "Permission denied" in said[0] and "CAP_SYS_PTRACE" in said[0]
+    _, trace = runner.last()
+    assert trace.spans  # the run is recorded as without --profile

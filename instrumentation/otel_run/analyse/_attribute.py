@@ -93,6 +93,8 @@ def _convert_one(root: str, trace: Trace, meta: dict[str, Any], directory: str, 
         for start, end, stack in pieces:
             for a, b, span_id in _cut(start, end, on_thread):
                 charged[(span_id, tid, stack)] += b - a
+    if not charged:
+        return [f"cpu profiling of pid {pid} took no sample: {_pyspy_error(base + '.cpu.log')}"]
     samples = []
     for (span_id, tid, stack), value in charged.items():
         count = round(value / period_ns)
@@ -199,13 +201,20 @@ def _is_idle(frame: Frame | None) -> bool:
 
 
 def _pyspy_error(log: str) -> str:
+    """py-spy's own reason, in one line: its ``Error:`` and the last cause."""
     try:
         with open(log, encoding="utf-8", errors="replace") as f:
             lines = [line.strip() for line in f if line.strip()]
     except OSError:
         return "py-spy did not start (no log)"
-    errors = [line for line in lines if "rror" in line or "ermission" in line]
-    return (errors or lines or ["py-spy wrote nothing"])[-1][:300]
+    error = next((line[len("Error:") :].strip() for line in lines if line.startswith("Error:")), "")
+    causes = [line.split(":", 1)[1].strip() for line in lines if line[:1].isdigit() and ":" in line]
+    reason = "; ".join(x for x in (error, causes[-1] if causes else "") if x) or (lines or ["py-spy wrote nothing"])[-1]
+    if "ermission" in reason:
+        reason += (
+            " (py-spy needs ptrace rights over the process: CAP_SYS_PTRACE, e.g. a container's --cap-add SYS_PTRACE)"
+        )
+    return reason[:400]
 
 
 def _wait_unlocked(lock: str, deadline: float) -> bool:
