@@ -189,3 +189,38 @@ def test_a_sampler_without_ptrace_rights_leaves_the_run_unchanged(runner: Runner
     assert "Permission denied" in said[0] and "CAP_SYS_PTRACE" in said[0]
     _, trace = runner.last()
     assert trace.spans  # the run is recorded as without --profile
+
+
+ALLOCATE = textwrap.dedent(
+    """
+    import time
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("test")
+
+    def walrus():
+        return bytearray(50 * 1024 * 1024)
+
+    with tracer.start_as_current_span("allocate"):
+        time.sleep(0.05)
+        kept = walrus()
+        time.sleep(0.05)
+    del kept
+    print("ok")
+    """
+)
+
+
+def test_a_known_allocation_shows_in_its_spans_memory_profile(runner: Runner, tmp_path: Path) -> None:
+    prog = _program(tmp_path, ALLOCATE)
+    result = runner.run("--profile", "memory", "--", PYTHON, str(prog))
+    assert result.returncode == 0 and result.stdout == b"ok\n", result.stderr
+    _, trace = runner.last()
+    span = one(trace, lambda s: s.name == "allocate")
+    profiles, warnings = load_profiles(str(runner.store), trace)
+    assert not warnings
+    found = stacks(profiles, select_spans(trace, span.span_id), kind="memory")
+    allocated = sum(v for _, v in found)
+    assert 0.9 * 50 * 2**20 <= allocated <= 1.1 * 50 * 2**20, found
+    outside = stacks(profiles, {trace.processes[-1].span_id}, kind="memory")  # the process span's own
+    assert sum(v for _, v in outside) < 0.5 * 50 * 2**20

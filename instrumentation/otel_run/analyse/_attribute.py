@@ -36,6 +36,8 @@ from typing import Any
 from otel_run.store._model import Span, Trace
 from otel_run.store._profiles import Frame, Sample, profile_dir, raw_dir, write_profile
 
+MEMORY_WINDOW_NS = 10_000_000
+"""The window assumed before memray's first snapshot."""
 WAIT_S = 10.0
 """How long otel-run waits after the command for its samplers to write their output."""
 
@@ -66,11 +68,49 @@ def convert(root: str, trace: Trace, wait_s: float = WAIT_S) -> list[str]:
 
 
 def _convert_one(root: str, trace: Trace, meta: dict[str, Any], directory: str, out: str, deadline: float) -> list[str]:
-    cpu = meta.get("cpu")
-    if not cpu:
-        return []
     pid = int(meta["pid"])
     base = os.path.join(directory, str(meta["span_id"]))
+    spans = _process_spans(trace, str(meta["span_id"]), pid)
+    frames: list[Frame] = []
+    frame_ids: dict[tuple[str, str], int] = {}
+    samples: list[Sample] = []
+    kinds: dict[str, Any] = {}
+    messages: list[str] = []
+    if meta.get("cpu"):
+        messages.extend(_cpu(meta, base, spans, frames, frame_ids, samples, kinds, deadline))
+    memory = meta.get("memory")
+    if memory:
+        if "error" in memory:
+            messages.append(f"memory profiling of pid {pid} was not possible: {memory['error']}")
+        else:
+            messages.extend(_memory(meta, base, spans, frames, frame_ids, samples, kinds))
+    if not kinds:
+        return messages
+    process = next((s for s in spans if s.span_id == meta["span_id"]), None)
+    header = {
+        "trace_id": trace.trace_id,
+        "span_id": meta["span_id"],
+        "pid": pid,
+        "service": process.service if process is not None else "",
+        "kinds": kinds,
+    }
+    os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
+    write_profile(out, header, frames, samples)
+    return messages
+
+
+def _cpu(
+    meta: dict[str, Any],
+    base: str,
+    spans: list[Span],
+    frames: list[Frame],
+    frame_ids: dict[tuple[str, str], int],
+    samples: list[Sample],
+    kinds: dict[str, Any],
+    deadline: float,
+) -> list[str]:
+    cpu = meta["cpu"]
+    pid = int(meta["pid"])
     if not _wait_unlocked(base + ".cpu.lock", deadline):
         return [f"cpu profile of pid {pid} is still being written by py-spy; otel-trace profile reads it later"]
     try:
@@ -82,10 +122,7 @@ def _convert_one(root: str, trace: Trace, meta: dict[str, Any], directory: str, 
         return [f"cpu profile of pid {pid} is damaged ({exc}); nothing read from it"]
     period_ns = 1_000_000_000 // int(cpu.get("rate_hz") or 100)
     origin = int(cpu["spawned_ns"])
-    frames: list[Frame] = []
-    frame_ids: dict[tuple[str, str], int] = {}
     stretches = _stretches(events, pid, origin, frames, frame_ids)
-    spans = _process_spans(trace, str(meta["span_id"]), pid)
     main = int(meta.get("main_thread") or 0)
     charged: dict[tuple[str, int, tuple[int, ...]], int] = defaultdict(int)
     for tid, pieces in stretches.items():
@@ -95,23 +132,73 @@ def _convert_one(root: str, trace: Trace, meta: dict[str, Any], directory: str, 
                 charged[(span_id, tid, stack)] += b - a
     if not charged:
         return [f"cpu profiling of pid {pid} took no sample: {_pyspy_error(base + '.cpu.log')}"]
-    samples = []
     for (span_id, tid, stack), value in charged.items():
         count = round(value / period_ns)
-        if count <= 0:
-            continue
-        leaf = frames[stack[-1]] if stack else None
-        samples.append(Sample("cpu", span_id, tid, stack, count, value, _is_idle(leaf)))
-    process = next((s for s in spans if s.span_id == meta["span_id"]), None)
-    header = {
-        "trace_id": trace.trace_id,
-        "span_id": meta["span_id"],
-        "pid": pid,
-        "service": process.service if process is not None else "",
-        "kinds": {"cpu": {"source": "py-spy", "rate_hz": 1_000_000_000 // period_ns, "period_ns": period_ns}},
-    }
-    os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
-    write_profile(out, header, frames, samples)
+        if count > 0:
+            leaf = frames[stack[-1]] if stack else None
+            samples.append(Sample("cpu", span_id, tid, stack, count, value, _is_idle(leaf)))
+    kinds["cpu"] = {"source": "py-spy", "rate_hz": 1_000_000_000 // period_ns, "period_ns": period_ns}
+    return []
+
+
+def _memory(
+    meta: dict[str, Any],
+    base: str,
+    spans: list[Span],
+    frames: list[Frame],
+    frame_ids: dict[tuple[str, str], int],
+    samples: list[Sample],
+    kinds: dict[str, Any],
+) -> list[str]:
+    """memray's allocations, each charged to the innermost span of its thread
+    open over the whole window (between two memory snapshots, 10 ms apart) in
+    which it happened."""
+    pid = int(meta["pid"])
+    try:
+        from memray import FileReader
+
+        reader = FileReader(base + ".memray")
+        snapshots = [s.time * 1_000_000 for s in reader.get_memory_snapshots()]
+        records = list(reader.get_temporal_allocation_records(merge_threads=False))
+        main_tid = reader.metadata.main_thread_id
+    except Exception as exc:
+        return [f"memory profile of pid {pid} not read: {exc}"]
+    if not snapshots:
+        return [f"memory profile of pid {pid} has no snapshot: nothing to attribute"]
+    main = int(meta.get("main_thread") or 0)
+    by_name: dict[str, int] = {}
+    for span in spans:
+        name, tid = span.attributes.get("thread.name"), span.attributes.get("thread.id")
+        if isinstance(name, str) and isinstance(tid, int):
+            by_name.setdefault(name, tid)
+    charged: dict[tuple[str, int, tuple[int, ...]], list[int]] = {}
+    for record in records:
+        tid = main if record.tid == main_tid else by_name.get(str(record.thread_name).split(" (")[0], -1)
+        on_thread = [s for s in spans if _thread_of(s, main) in (tid, None)]
+        stack = []
+        for function, filename, _line in reversed(record.stack_trace()):
+            key = (str(function), str(filename))
+            index = frame_ids.get(key)
+            if index is None:
+                index = frame_ids[key] = len(frames)
+                frames.append(Frame(key[0], key[1], None))
+            stack.append(index)
+        for interval in record.intervals:
+            k = interval.allocated_before_snapshot
+            end = snapshots[min(k, len(snapshots) - 1)]
+            start = snapshots[k - 1] if 0 < k <= len(snapshots) else end - MEMORY_WINDOW_NS
+            owner = None
+            for span in on_thread:  # sorted by start: the last one covering the window is the innermost
+                if span.start_ns <= start and end <= span.end_ns:
+                    owner = span
+            if owner is None:
+                continue
+            entry = charged.setdefault((owner.span_id, tid, tuple(stack)), [0, 0])
+            entry[0] += interval.n_allocations
+            entry[1] += interval.n_bytes
+    for (span_id, tid, frames_of), (count, value) in charged.items():
+        samples.append(Sample("memory", span_id, tid, frames_of, count, value, False))
+    kinds["memory"] = {"source": "memray", "unit": "bytes", "snapshot_ms": meta["memory"].get("interval_ms")}
     return []
 
 
