@@ -86,7 +86,8 @@ class Process:
         self.exec_args: list[str] | None = None
         self.fork_pending: tuple[int, str] | None = None
         self.fork_parent: str | None = None
-        self.exit_callbacks: list[Callable[[], None]] = []
+        self.exit_callbacks: list[Callable[[], None]] = []  # run first when the process span is written
+        self.extra_attributes: dict[str, Any] = {}  # put on the process span by the exit callbacks (profiles)
         self.fork_callbacks: list[Callable[[], None]] = []
         self.signals_sent: list[tuple[int, int, int]] = []  # (when, pid, signal) of os.kill, for the readers
         self.resource: dict[str, Any] = {}
@@ -177,6 +178,7 @@ class Process:
         if worker:
             self.name = "pytest-xdist " + worker
         attrs = self.span_attributes()
+        attrs.update(self.extra_attributes)
         if worker:
             attrs["otel_run.pytest.xdist_worker"] = worker
         events: list[tuple[str, int, Mapping[str, Any]]] = [("python.started", self.boot_ns, {})]
@@ -254,6 +256,7 @@ class Process:
         self.exit_status = None
         self.exception = None
         self.signals_sent = []
+        self.extra_attributes = {}
         self.resource["process.pid"] = self.pid
         self.resource_json = attributes_json(self.resource)
         self.name = self.name + " (fork)"
@@ -342,12 +345,17 @@ def _install_hooks(process: "Process", environ: "Mapping[str, str]") -> None:
     _imports.install(disabled, enabled)
     atexit.register(_at_exit)
     _wrap_exits(process)
-    if environ.get(_env.OTEL_RUN_PROFILE):
-        from otel_run.bootstrap import _sampler  # before _children wraps os.waitpid
-
-        wanted = _sampler.kinds(environ)
+    profile = environ.get(_env.OTEL_RUN_PROFILE)
+    if profile:
+        wanted = {k.strip().lower() for k in profile.split(",")}
         if "cpu" in wanted or "memory" in wanted:
+            from otel_run.bootstrap import _sampler  # before _children wraps os.waitpid
+
             _sampler.start(process, environ, wanted)
+        if "imports" in wanted:  # after the samplers: their own imports (memray) are otel-run's, not the program's
+            from otel_run.bootstrap import _importtime
+
+            _importtime.start(process, environ)
     _children.install(process)
 
 

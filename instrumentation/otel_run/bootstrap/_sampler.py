@@ -59,13 +59,6 @@ KINDS = ("cpu", "memory", "imports")
 _WAITPID = os.waitpid  # imported before the bootstrap wraps os.waitpid: the sh is no child of the program's
 
 
-def kinds(environ: "Mapping[str, str]") -> "set[str]":
-    """The profile kinds ``OTEL_RUN_PROFILE`` asks for (unknown names ignored here:
-    otel-run validates them)."""
-    value = environ.get(_env.OTEL_RUN_PROFILE, "")
-    return {k.strip().lower() for k in value.split(",") if k.strip()}
-
-
 def raw_dir(store: str, trace_id: str) -> str:
     return os.path.join(store, PROFILES, trace_id, RAW)
 
