@@ -224,3 +224,62 @@ def test_a_known_allocation_shows_in_its_spans_memory_profile(runner: Runner, tm
     assert 0.9 * 50 * 2**20 <= allocated <= 1.1 * 50 * 2**20, found
     outside = stacks(profiles, {trace.processes[-1].span_id}, kind="memory")  # the process span's own
     assert sum(v for _, v in outside) < 0.5 * 50 * 2**20
+
+
+POOL_WAITS = textwrap.dedent(
+    """
+    import concurrent.futures, threading, time
+
+    def walrus_main_spin(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    pool.submit(int).result()  # the workers now wait in the queue's blocking get, in C
+    reader_r, reader_w = __import__("os").pipe()
+    reader = threading.Thread(target=lambda: open(reader_r, "rb").readline(), daemon=True)
+    reader.start()
+    walrus_main_spin(1.2)
+    __import__("os").write(reader_w, b"x\\n")
+    pool.shutdown()
+    """
+)
+
+
+def test_threads_blocked_in_c_are_idle_not_cpu(runner: Runner, tmp_path: Path) -> None:
+    prog = _program(tmp_path, POOL_WAITS)
+    result = runner.run("--profile", "cpu", "--", PYTHON, str(prog))
+    assert result.returncode == 0, result.stderr
+    _, trace = runner.last()
+    profiles, _ = load_profiles(str(runner.store), trace)
+    busy = stacks(profiles, None)
+    leaves: dict[str, int] = {}
+    for stack, value in busy:
+        name = stack[-1].split(" ", 1)[0]
+        leaves[name] = leaves.get(name, 0) + value
+    total = sum(leaves.values())
+    assert leaves.get("walrus_main_spin", 0) >= 0.8 * total, leaves  # the waiting threads are not CPU
+    everything = stacks(profiles, None, idle=True)
+    assert sum(v for _, v in everything) > total  # with --idle they are there
+
+
+def test_a_blocking_line_is_told_from_a_busy_one(tmp_path: Path) -> None:
+    from otel_run.analyse._attribute import _blocks_at
+
+    lines = {
+        "data = sock.recv(4096)": True,
+        "work_item = work_queue.get(block=True)": True,
+        "for line in iter(out.readline, b''):": True,
+        "time.sleep(0.5)": True,
+        "thread.join()": True,
+        "return Unpickler(file).load()": True,
+        "text = ', '.join(parts)": False,
+        "value = cache.get(key)": False,
+        "total += compute(x)  # not sock.recv(1)": False,
+    }
+    source = tmp_path / "mod.py"
+    source.write_text("\n".join(lines) + "\n")
+    for number, (line, blocks) in enumerate(lines.items(), start=1):
+        assert _blocks_at(str(source), number) is blocks, line
+    assert _blocks_at(str(tmp_path / "gone.py"), 1) is False

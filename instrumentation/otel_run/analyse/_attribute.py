@@ -21,14 +21,24 @@ Idle samples: py-spy runs with ``--idle`` (see the sampler) and samples whose
 leaf is one of py-spy's own idle heuristics (``threading`` ``wait``,
 ``selectors`` ``select``, ``poll``), or ``subprocess``'s blocking ``waitpid``
 on a child (the child's own samples say where that time went), are marked ``idle``: shown with
-``otel-trace profile --idle``, not counted as CPU.
+``otel-trace profile --idle``, not counted as CPU. py-spy knows which threads
+the OS saw running, but none of its output formats carries it; so, beyond its
+heuristic, a sample is idle when its leaf *line* (py-spy records it) is a
+blocking call — a socket's ``recv``, a pipe's ``readline``, a queue's
+``get(block=True)``, ``sleep``, a lock's ``acquire`` (:data:`_BLOCKING_LINE`,
+read from the source on this machine). A thread pool's idle workers or a
+reader thread on a pipe would otherwise top every profile. The rule errs
+towards CPU: a line it does not know stays CPU.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import linecache
 import os
+import re
 import time
 from collections import defaultdict
 from typing import Any
@@ -124,19 +134,20 @@ def _cpu(
     origin = int(cpu["spawned_ns"])
     stretches = _stretches(events, pid, origin, frames, frame_ids)
     main = int(meta.get("main_thread") or 0)
-    charged: dict[tuple[str, int, tuple[int, ...]], int] = defaultdict(int)
+    charged: dict[tuple[str, int, tuple[int, ...], bool], int] = defaultdict(int)
     for tid, pieces in stretches.items():
         on_thread = [s for s in spans if _thread_of(s, main) in (tid, None)]
-        for start, end, stack in pieces:
+        for start, end, stack, line in pieces:
+            leaf = frames[stack[-1]] if stack else None
+            idle = _is_idle(leaf) or (leaf is not None and _blocks_at(leaf.file, line))
             for a, b, span_id in _cut(start, end, on_thread):
-                charged[(span_id, tid, stack)] += b - a
+                charged[(span_id, tid, stack, idle)] += b - a
     if not charged:
         return [f"cpu profiling of pid {pid} took no sample: {_pyspy_error(base + '.cpu.log')}"]
-    for (span_id, tid, stack), value in charged.items():
+    for (span_id, tid, stack, idle), value in charged.items():
         count = round(value / period_ns)
         if count > 0:
-            leaf = frames[stack[-1]] if stack else None
-            samples.append(Sample("cpu", span_id, tid, stack, count, value, _is_idle(leaf)))
+            samples.append(Sample("cpu", span_id, tid, stack, count, value, idle))
     kinds["cpu"] = {"source": "py-spy", "rate_hz": 1_000_000_000 // period_ns, "period_ns": period_ns}
     return []
 
@@ -204,21 +215,24 @@ def _memory(
 
 def _stretches(
     events: Any, pid: int, origin: int, frames: list[Frame], frame_ids: dict[tuple[str, str], int]
-) -> dict[int, list[tuple[int, int, tuple[int, ...]]]]:
-    """Per thread: (start ns, end ns, stack root first) of each stretch of one stack."""
+) -> dict[int, list[tuple[int, int, tuple[int, ...], int]]]:
+    """Per thread: (start ns, end ns, stack root first, the leaf's line) of each
+    stretch of one stack (py-spy starts a new stretch when a frame's line changes)."""
     if not isinstance(events, list):
         raise ValueError("not a chrometrace event list")
     stacks: dict[int, list[int]] = {}
+    lines: dict[int, list[int]] = {}
     since: dict[int, int] = {}
-    out: dict[int, list[tuple[int, int, tuple[int, ...]]]] = defaultdict(list)
+    out: dict[int, list[tuple[int, int, tuple[int, ...], int]]] = defaultdict(list)
     for event in events:
         if event.get("pid") != pid:
             continue
         tid = int(event["tid"])
         now = origin + int(event["ts"]) * 1000
         stack = stacks.setdefault(tid, [])
+        at = lines.setdefault(tid, [])
         if stack and since.get(tid, now) < now:
-            out[tid].append((since[tid], now, tuple(stack)))
+            out[tid].append((since[tid], now, tuple(stack), at[-1]))
         since[tid] = now
         args = event.get("args") or {}
         key = (str(event.get("name", "")), str(args.get("filename", "")))
@@ -228,8 +242,11 @@ def _stretches(
                 index = frame_ids[key] = len(frames)
                 frames.append(Frame(key[0], key[1], args.get("line")))
             stack.append(index)
+            line = args.get("line")
+            at.append(line if isinstance(line, int) else 0)
         elif event.get("ph") == "E" and stack:
             stack.pop()
+            at.pop()
     return out
 
 
@@ -285,6 +302,29 @@ def _is_idle(frame: Frame | None) -> bool:
         or (name == "poll" and any(k in file for k in ("asyncore.py", "zmq", "gevent", "tornado")))
         or (name == "_try_wait" and file.endswith("subprocess.py"))  # ours: a blocking waitpid on a child
     )
+
+
+_BLOCKING_LINE = re.compile(
+    r"\.(recv|recv_into|recvfrom|recvmsg|accept|read|read1|readline|readlines|readinto|wait|select|poll|"
+    r"acquire|communicate|getresponse|waitpid|wait4)\s*\("
+    r"|\b(sleep|select|poll|input|urlopen)\s*\("
+    r"|\.join\(\s*(\)|timeout)"  # a thread's join, not str.join
+    r"|\.get\(\s*(block\s*=\s*True|True|timeout\s*=)"  # a queue's blocking get
+    r"|iter\([^)]*\.readline"
+    r"|(pickle\.load|Unpickler\([^)]*\)\.load)\s*\("
+)
+"""A source line whose call blocks: its frame is the leaf of a thread waiting in C
+(a socket, a pipe, a lock, a queue), which py-spy's own heuristic does not see."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _blocks_at(file: str, line: int) -> bool:
+    """Whether the source at ``file:line`` (read from this machine, if it is there)
+    is a blocking call (see :data:`_BLOCKING_LINE`)."""
+    if line <= 0 or not file.endswith(".py"):
+        return False
+    text = linecache.getline(file, line)
+    return bool(text) and _BLOCKING_LINE.search(text.split("#", 1)[0]) is not None
 
 
 def _pyspy_error(log: str) -> str:

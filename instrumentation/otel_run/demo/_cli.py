@@ -38,6 +38,7 @@ from pathlib import Path
 
 from otel_run import _env
 from otel_run._errors import OtelRunError, UsageError
+from otel_run.run._cli import profile_kinds
 from otel_run.store._layout import store_root
 
 BIN = Path(sys.executable).parent
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="store directory of every process of the demo (default: $OTEL_RUN_STORE, "
         "else $XDG_DATA_HOME/otel-run or ~/.local/share/otel-run of the user running otel-demo)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="KINDS",
+        help="profile codeflash's processes: cpu, memory, imports, comma-separated (as otel-run --profile)",
+    )
     parser.add_argument("-l", "--label", default="demo", help="label of the optimize run in the store (default: demo)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy of the project")
     parser.add_argument("-q", "--quiet", action="store_true", help="no trace summary at the end")
@@ -86,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         environ = with_store(os.environ, args.store)  # before any child's HOME changes
         project = _project(args.project)
+        profile = ",".join(profile_kinds(args.profile, "--profile")) if args.profile else None
         if args.command == "backend":
             with services(project, args.llm_port, args.latency_scale, environ) as _:
                 _say(
@@ -96,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         store = environ[_env.OTEL_RUN_STORE]
         with services(project, args.llm_port, args.latency_scale, environ):
-            code, run_id = optimize(project, args.script, args.looping_time, environ, label=args.label, keep=args.keep)
+            code, run_id = optimize(
+                project, args.script, args.looping_time, environ, label=args.label, keep=args.keep, profile=profile
+            )
         if run_id is None:
             raise OtelRunError(f"the optimize run is not in the store {store}")
         if not args.quiet:
@@ -214,6 +223,7 @@ def optimize(
     environ: Mapping[str, str],
     label: str = "demo",
     keep: bool = False,
+    profile: str | None = None,
 ) -> tuple[int, str | None]:
     """``otel-run codeflash optimize SCRIPT`` in a scratch copy of ``project``;
     returns codeflash's exit status and the run id (None if the store has no
@@ -223,7 +233,11 @@ def optimize(
         env = codeflash_environment(environ, home, looping_time)
         store = env[_env.OTEL_RUN_STORE]
         result = subprocess.run(
-            [str(BIN / "otel-run"), "--store", store, "-l", label, "--", str(BIN / "codeflash"), "optimize", script],
+            [
+                *(str(BIN / "otel-run"), "--store", store, "-l", label),
+                *(("--profile", profile) if profile else ()),
+                *("--", str(BIN / "codeflash"), "optimize", script),
+            ],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,
