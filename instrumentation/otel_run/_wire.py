@@ -36,6 +36,7 @@ RECORD_KEY = "otel_run.record"
 RECORD_START = "start"
 RECORD_REAP = "reap"
 RECORD_WAITED = "waited"
+RECORD_PROFILE = "profile"  # a fragment adding a span's profile summary (written after the run)
 
 # OTLP enum values (opentelemetry/proto/trace/v1/trace.proto)
 KIND_INTERNAL = 1

@@ -95,6 +95,12 @@ def test_a_childs_hot_function_tops_its_span(runner: Runner, tmp_path: Path) -> 
     )
     assert total > 0 and hot >= 0.8 * total, folded
     assert all(k.split(";")[0] == child.service for k in counts)  # the service name is the first frame
+    # the span carries its summary, and an event naming its profile file
+    assert child.attributes["otel_run.profile.cpu.samples"] >= 0.8 * total
+    assert child.attributes["otel_run.profile.cpu.self_s"] > 0
+    event = next(e for e in child.events if e.name == "otel_run.profile")
+    (path,) = event.attributes["otel_run.profile.file"]
+    assert (runner.store / path).is_file() and child.span_id in path
 
 
 def test_samples_go_to_the_span_open_on_their_thread(runner: Runner, tmp_path: Path) -> None:
@@ -222,6 +228,8 @@ def test_a_known_allocation_shows_in_its_spans_memory_profile(runner: Runner, tm
     found = stacks(profiles, select_spans(trace, span.span_id), kind="memory")
     allocated = sum(v for _, v in found)
     assert 0.9 * 50 * 2**20 <= allocated <= 1.1 * 50 * 2**20, found
+    assert 0.9 * 50 * 2**20 <= span.attributes["otel_run.profile.memory.allocated_bytes"] <= 1.1 * 50 * 2**20
+    assert span.attributes["otel_run.profile.memory.peak_bytes"] >= 50 * 2**20  # the 50 MiB were held in the span
     outside = stacks(profiles, {trace.processes[-1].span_id}, kind="memory")  # the process span's own
     assert sum(v for _, v in outside) < 0.5 * 50 * 2**20
 

@@ -44,12 +44,19 @@ from collections import defaultdict
 from typing import Any
 
 from otel_run.store._model import Span, Trace
-from otel_run.store._profiles import Frame, Sample, profile_dir, raw_dir, write_profile
+from otel_run.store._profiles import Frame, Sample, profile_dir, profile_paths, raw_dir, read_profile, write_profile
 
 MEMORY_WINDOW_NS = 10_000_000
 """The window assumed before memray's first snapshot."""
 WAIT_S = 10.0
 """How long otel-run waits after the command for its samplers to write their output."""
+CPU_SAMPLES = "otel_run.profile.cpu.samples"
+CPU_SELF_S = "otel_run.profile.cpu.self_s"
+MEMORY_ALLOCATED = "otel_run.profile.memory.allocated_bytes"
+MEMORY_PEAK = "otel_run.profile.memory.peak_bytes"
+PROFILE_EVENT = "otel_run.profile"
+PROFILE_FILE = "otel_run.profile.file"
+_SCOPE = '{"name":"otel-run.profile"}'
 
 
 def convert(root: str, trace: Trace, wait_s: float = WAIT_S) -> list[str]:
@@ -107,6 +114,52 @@ def _convert_one(root: str, trace: Trace, meta: dict[str, Any], directory: str, 
     os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
     write_profile(out, header, frames, samples)
     return messages
+
+
+def summary_records(root: str, trace: Trace) -> list[str]:
+    """OTLP JSON records that put each profiled span's summary on it (one
+    ``otel_run.record = profile`` fragment per span, folded by the store's
+    merge): ``otel_run.profile.cpu.samples`` and ``.cpu.self_s`` (the span's
+    own CPU samples, idle ones left out), ``.memory.allocated_bytes`` (bytes
+    allocated on its thread while it was the innermost span) and
+    ``.memory.peak_bytes`` (the process's heap high-water mark while it was
+    open), and an ``otel_run.profile`` event naming the profile file."""
+    from otel_run._wire import RECORD_KEY, RECORD_PROFILE, attributes_json, request_json, span_json
+
+    spans = {s.span_id: s for s in trace.spans}
+    summary: dict[str, dict[str, Any]] = defaultdict(dict)
+    files: dict[str, set[str]] = defaultdict(set)
+    for path in profile_paths(root, trace.trace_id):
+        profile = read_profile(path)
+        relative = os.path.relpath(path, root)
+        for sample in profile.samples:
+            if sample.idle or sample.span_id not in spans:
+                continue
+            attrs = summary[sample.span_id]
+            files[sample.span_id].add(relative)
+            if sample.kind == "cpu":
+                attrs[CPU_SAMPLES] = attrs.get(CPU_SAMPLES, 0) + sample.number
+                attrs[CPU_SELF_S] = attrs.get(CPU_SELF_S, 0) + sample.value
+            elif sample.kind == "memory":
+                attrs[MEMORY_ALLOCATED] = attrs.get(MEMORY_ALLOCATED, 0) + sample.value
+        memory = (profile.header.get("kinds") or {}).get("memory") or {}
+        for span_id, peak in (memory.get("peak_heap_bytes") or {}).items():
+            if span_id in spans and isinstance(peak, int):
+                summary[span_id][MEMORY_PEAK] = peak
+                files[span_id].add(relative)
+    by_resource: dict[str, list[str]] = defaultdict(list)
+    for span_id, attrs in summary.items():
+        span = spans[span_id]
+        if CPU_SELF_S in attrs:
+            attrs[CPU_SELF_S] = round(attrs[CPU_SELF_S] / 1e9, 6)
+        attrs[RECORD_KEY] = RECORD_PROFILE
+        event = (PROFILE_EVENT, span.start_ns, {PROFILE_FILE: sorted(files[span_id])})
+        by_resource[attributes_json(span.resource.attributes)].append(
+            span_json(
+                trace.trace_id, span_id, span.parent_id, span.name, span.start_ns, span.end_ns, attrs, events=[event]
+            )
+        )
+    return [request_json(resource, _SCOPE, group) for resource, group in by_resource.items()]
 
 
 def _cpu(
@@ -169,7 +222,8 @@ def _memory(
         from memray import FileReader
 
         reader = FileReader(base + ".memray")
-        snapshots = [s.time * 1_000_000 for s in reader.get_memory_snapshots()]
+        taken = list(reader.get_memory_snapshots())
+        snapshots = [s.time * 1_000_000 for s in taken]
         records = list(reader.get_temporal_allocation_records(merge_threads=False))
         main_tid = reader.metadata.main_thread_id
     except Exception as exc:
@@ -209,7 +263,17 @@ def _memory(
             entry[1] += interval.n_bytes
     for (span_id, tid, frames_of), (count, value) in charged.items():
         samples.append(Sample("memory", span_id, tid, frames_of, count, value, False))
-    kinds["memory"] = {"source": "memray", "unit": "bytes", "snapshot_ms": meta["memory"].get("interval_ms")}
+    peaks: dict[str, int] = {}
+    for span in spans:  # the heap's high-water mark while the span was open (the process's, all threads)
+        during = [s.heap for s, t in zip(taken, snapshots, strict=True) if span.start_ns <= t <= span.end_ns]
+        if during:
+            peaks[span.span_id] = max(during)
+    kinds["memory"] = {
+        "source": "memray",
+        "unit": "bytes",
+        "snapshot_ms": meta["memory"].get("interval_ms"),
+        "peak_heap_bytes": peaks,
+    }
     return []
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from otel_run._wire import RECORD_REAP, RECORD_START, RECORD_WAITED
+from otel_run._wire import RECORD_PROFILE, RECORD_REAP, RECORD_START, RECORD_WAITED
 from otel_run.analyse._paths import DEEPER, ORPHANS, ROOT, SEP, Normalizer
 from otel_run.store._merge import FormatError, decode_value, iter_batches
 from otel_run.store._model import RECORD, RUN_ID, Trace
@@ -40,7 +40,7 @@ _PARENT = itemgetter(3)  # a _Collector record's parent id
 # indexes into a path's per-run statistics
 TOTAL, SELF, COUNT, BYTES, CRITICAL = range(5)
 BASE = 5
-_RANK = {None: 3, RECORD_START: 2, RECORD_REAP: 1, RECORD_WAITED: 0}
+_RANK = {None: 3, RECORD_START: 2, RECORD_REAP: 1, RECORD_WAITED: 0, RECORD_PROFILE: -1}  # a profile adds values only
 
 
 class RunProfile:

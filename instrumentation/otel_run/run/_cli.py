@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from otel_run.export._outbox import Spare
     from otel_run.run._container import ContainerRun
     from otel_run.run._record import RunRecord
+    from otel_run.store._model import Trace
 
 USAGE = """\
 usage: otel-run [OPTIONS] [--] COMMAND [ARGS...]
@@ -450,6 +451,7 @@ class _Finisher:
 
             for problem in convert(store.root, trace):
                 _say(f"otel-run: profile: {problem}")
+            _write_summaries(store.root, trace)
         spans = len(trace.spans)
         processes = len(trace.processes)
         record.append_index(record.index_end(end_ns, exit_code, spans, processes))
@@ -467,6 +469,19 @@ class _Finisher:
             )
         if self.notice:
             _say(f"otel-run: {self.notice}")
+
+
+def _write_summaries(root: str, trace: Trace) -> None:
+    """Each profiled span's summary, appended to the trace as fragments (a failure is said, never raised)."""
+    from otel_run._wire import SpanWriter
+    from otel_run.analyse._attribute import summary_records
+
+    try:
+        writer = SpanWriter(root)
+        for line in summary_records(root, trace):
+            writer.write(trace.trace_id, line)
+    except (OSError, ValueError) as exc:
+        _say(f"otel-run: profile: the spans' profile summaries were not written: {exc}")
 
 
 def _container_command(

@@ -26,7 +26,14 @@ JSON numbers or strings.
 
 from __future__ import annotations
 
-from otel_run._wire import EVENT_SIGNAL_SENT, RECORD_REAP, RECORD_START, RECORD_WAITED, SIGNAL_EXPECTED
+from otel_run._wire import (
+    EVENT_SIGNAL_SENT,
+    RECORD_PROFILE,
+    RECORD_REAP,
+    RECORD_START,
+    RECORD_WAITED,
+    SIGNAL_EXPECTED,
+)
 from otel_run.store._model import RECORD, UNFINISHED, Event, Link, Resource, Span
 from otel_run.store._validate import CODES, KINDS
 
@@ -269,8 +276,9 @@ def _merge_group(group: list[Span]) -> Span:
         scope_version=base.scope_version,
         trace_state=base.trace_state,
     )
-    # attributes: reap view, then the process's own, then the kernel's numbers
-    for source in (*reaps, *reversed(starts), *sorted(complete, key=lambda s: s.end_ns)):
+    profiled = [s for s in group if s.attributes.get(RECORD) == RECORD_PROFILE]
+    # attributes: reap view, then the process's own, then the profile's summary, then the kernel's numbers
+    for source in (*reaps, *reversed(starts), *sorted(complete, key=lambda s: s.end_ns), *profiled):
         merged.attributes.update(source.attributes)
     for reap in reaps:
         for key in _KERNEL_KEYS:
