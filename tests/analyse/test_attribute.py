@@ -101,6 +101,11 @@ def test_a_childs_hot_function_tops_its_span(runner: Runner, tmp_path: Path) -> 
     event = next(e for e in child.events if e.name == "otel_run.profile")
     (path,) = event.attributes["otel_run.profile.file"]
     assert (runner.store / path).is_file() and child.span_id in path
+    # otel-trace show names the hottest functions of its top spans
+    shown = runner.trace_cli("show", env=runner.env(COLUMNS="200")).stdout
+    top = shown[shown.index("top self time") :]
+    row = next(line for line in top.splitlines() if line.startswith("prog.py child"))
+    assert "walrus_spin" in row
 
 
 def test_samples_go_to_the_span_open_on_their_thread(runner: Runner, tmp_path: Path) -> None:

@@ -200,8 +200,23 @@ def _show(store: Store, args: argparse.Namespace) -> int:
     from otel_run.render._waterfall import render
 
     width = shutil.get_terminal_size((160, 24)).columns  # COLUMNS, else the terminal, else 160
-    render(trace, run, Console(width=width), max_rows=10**9 if args.all else 60, top=args.top)
+    profiles = _profiles_if_any(store, trace)
+    render(trace, run, Console(width=width), max_rows=10**9 if args.all else 60, top=args.top, profiles=profiles)
     return 0
+
+
+def _profiles_if_any(store: Store, trace: Any) -> list[Any]:
+    """The CPU/memory profiles of a run recorded with ``--profile`` (none otherwise: nothing imported)."""
+    from otel_run.store._profiles import raw_dir
+
+    if not os.path.isdir(raw_dir(store.root, trace.trace_id)):
+        return []
+    from otel_run.analyse._attribute import convert
+    from otel_run.analyse._stacks import load_profiles
+
+    convert(store.root, trace, wait_s=0)
+    profiles, _warnings = load_profiles(store.root, trace)  # said by otel-trace profile
+    return profiles
 
 
 def _profile(store: Store, args: argparse.Namespace) -> int:

@@ -3,14 +3,17 @@ critical path and the spans with the most self time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from otel_run.analyse._stacks import hottest
 from otel_run.analyse._tree import ProcessTotal, critical_path, process_totals, run_root, self_time, top_self_time
 from otel_run.store._model import Span, Trace
+from otel_run.store._profiles import ProcessProfile
 from otel_run.store._store import Run
 
 MAX_INDENT = 12
@@ -20,7 +23,17 @@ the number of spans however deep the tree goes."""
 _PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan", "bright_magenta")
 
 
-def render(trace: Trace, run: Run | None, console: Console, *, max_rows: int = 60, top: int = 10) -> None:
+def render(
+    trace: Trace,
+    run: Run | None,
+    console: Console,
+    *,
+    max_rows: int = 60,
+    top: int = 10,
+    profiles: Sequence[ProcessProfile] = (),
+) -> None:
+    """The whole view; with ``profiles`` (``otel-run --profile cpu``) the top
+    self-time table names each span's three hottest functions."""
     root = run_root(trace, run.root_span_id if run else None)
     if root is None:
         console.print(f"trace {trace.trace_id}: no spans stored")
@@ -43,7 +56,7 @@ def render(trace: Trace, run: Run | None, console: Console, *, max_rows: int = 6
     for table in _boundaries(trace, width):
         console.print(table)
     console.print(_critical(root, colours, width))
-    console.print(_top(trace, colours, top, width))
+    console.print(_top(trace, colours, top, width, profiles))
 
 
 def _header(trace: Trace, run: Run | None, root: Span) -> Text:
@@ -332,12 +345,17 @@ def _critical(root: Span, colours: dict[str, str], width: int) -> Table:
     return _fitted("critical path", width, columns, rows)
 
 
-def _top(trace: Trace, colours: dict[str, str], top: int, width: int) -> Table:
+def _top(trace: Trace, colours: dict[str, str], top: int, width: int, profiles: Sequence[ProcessProfile] = ()) -> Table:
     rows = [
         [span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns), _ms(span.duration_ns)]
         for span, ns in top_self_time(trace, top)
     ]
     columns = [_Col("span", name=True), _Col("service", 3, name=True), _Col("self"), _Col("total", 1)]
+    if profiles:
+        for row, (span, _ns) in zip(rows, top_self_time(trace, top), strict=True):
+            found = hottest(profiles, {span.span_id})
+            row.append(", ".join(f"{name.split(' (', 1)[0]} {n}" for name, n in found))
+        columns.append(_Col("hottest functions (cpu samples)", 2, name=True))
     return _fitted("top self time", width, columns, rows)
 
 
