@@ -43,6 +43,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 VARIANTS = ("bare", "cli", "full")
+PROFILES = {"cpu": "cpu", "memory": "memory", "cpu+memory": "cpu,memory", "imports": "imports"}
+"""More variants (``--variants``): ``otel-run --profile KINDS``, services untraced, like ``cli``."""
 SUCCESS = "Optimization successful"
 
 
@@ -53,8 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-port", type=int, default=8100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "results" / "codeflash.md"))
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, from {', '.join((*VARIANTS, *PROFILES))} (default: bare,cli,full)",
+    )
     parser.add_argument("--report-only", action="store_true", help="re-render OUT from its .json, run nothing")
     args = parser.parse_args(argv)
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in args.variants if v not in (*VARIANTS, *PROFILES)]
+    if unknown or "bare" not in args.variants:
+        parser.error(f"--variants: unknown {unknown[0]!r}" if unknown else "--variants: bare is the baseline, name it")
     raw = Path(args.out).with_suffix(".json")
     if args.report_only:
         data = json.loads(raw.read_text())
@@ -91,7 +102,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             env = codeflash_environment(environ, home, args.looping_time)
             argv = [str(BIN / "codeflash"), "optimize", "foo.py"]
             if variant != "bare":
-                argv = [str(BIN / "otel-run"), "-q", "-l", f"bench-{variant}-{number}", "--", *argv]
+                profile = ["--profile", PROFILES[variant]] if variant in PROFILES else []
+                argv = [str(BIN / "otel-run"), "-q", "-l", f"bench-{variant}-{number}", *profile, "--", *argv]
             usage = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             result = subprocess.run(
@@ -110,7 +122,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for number in range(1, args.rounds + 1):
             print(f"round {number}/{args.rounds}", flush=True)
-            groups = [("untraced", ["bare", "cli"]), ("traced", ["full"])]
+            untraced = [v for v in args.variants if v != "full"]
+            groups = [("untraced", untraced)] + ([("traced", ["full"])] if "full" in args.variants else [])
             rng.shuffle(groups)
             for group, variants in groups:
                 rng.shuffle(variants)
@@ -128,7 +141,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     return {
         "command": f".venv/bin/python bench/codeflash_overhead.py --rounds {args.rounds} "
-        f"--looping-time {args.looping_time:g}",
+        f"--looping-time {args.looping_time:g}"
+        + (
+            f" --variants {','.join(args.variants)} --out {os.path.relpath(args.out, REPO)}"
+            if args.variants != list(VARIANTS)
+            else ""
+        ),
+        "variants": args.variants,
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "codeflash": version("codeflash"),
@@ -139,8 +158,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def render(data: dict[str, Any]) -> str:
     runs = [r for r in data["runs"] if r["ok"]]
-    wall = {v: [r["wall_s"] for r in runs if r["variant"] == v] for v in VARIANTS}
-    cpu = {v: [r["cpu_s"] for r in runs if r["variant"] == v] for v in VARIANTS}
+    variants = data.get("variants") or list(VARIANTS)
+    wall = {v: [r["wall_s"] for r in runs if r["variant"] == v] for v in variants}
+    cpu = {v: [r["cpu_s"] for r in runs if r["variant"] == v] for v in variants}
     by_round: dict[int, dict[str, float]] = {}
     for r in runs:
         by_round.setdefault(r["round"], {})[r["variant"]] = r["wall_s"]
@@ -154,7 +174,7 @@ def render(data: dict[str, Any]) -> str:
         "| CPU median | CPU vs bare |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for variant in VARIANTS:
+    for variant in variants:
         total = sum(1 for r in data["runs"] if r["variant"] == variant)
         values = wall[variant]
         if not values or not wall["bare"]:
@@ -177,6 +197,7 @@ def render(data: dict[str, Any]) -> str:
         "",
         "`bare`: nothing traced. `cli`: `otel-run codeflash optimize foo.py`, services untraced. "
         "`full`: the whole vertical traced (backend and replay LLM too), as `otel-demo` runs it. "
+        "`cpu`, `memory`, `cpu+memory`, `imports`: as `cli`, with `otel-run --profile` of those kinds. "
         "95% CI: bootstrap (10 000 resamples) of the ratio of medians. "
         "CPU: user + system time of the command's process tree (codeflash, its pytest, coverage, git "
         "and jedi subprocesses, and otel-run itself; not the services), from `getrusage(RUSAGE_CHILDREN)`. "

@@ -57,6 +57,10 @@ otel-run's own variables:
 ``OTEL_RUN_PYSPY``
     Set by otel-run for the command: the py-spy executable the bootstrap starts
     to sample a process (the one installed beside otel-run).
+``OTEL_RUN_IN_CONTAINER``
+    Set by otel-run for a container it joins to the trace (``1``): a process
+    there stops its py-spy sampler at exit and waits for its output, because the
+    container's end kills every process in it, the sampler included.
 ``OTEL_RUN_CALLER_SIGIGN``
     Set by the ``otel-run`` launcher (a shell script) for the Python half of
     otel-run, never for the command: the signals otel-run's caller ignored, as
@@ -144,6 +148,7 @@ OTEL_RUN_PROFILE = "OTEL_RUN_PROFILE"
 OTEL_RUN_PROFILE_RATE = "OTEL_RUN_PROFILE_RATE"
 OTEL_RUN_IMPORT_THRESHOLD = "OTEL_RUN_IMPORT_THRESHOLD"
 OTEL_RUN_PYSPY = "OTEL_RUN_PYSPY"
+OTEL_RUN_IN_CONTAINER = "OTEL_RUN_IN_CONTAINER"
 
 OTEL_RUN_REPLAY_CASSETTES = "OTEL_RUN_REPLAY_CASSETTES"
 OTEL_RUN_REPLAY_LATENCY_SCALE = "OTEL_RUN_REPLAY_LATENCY_SCALE"

@@ -195,3 +195,38 @@ def test_an_http_call_inside_the_container_reaches_a_host_service_in_one_trace(
         node = node.parent
     assert inside in chain and container in chain  # client span inside the container's Python
     assert server.parent is client and server.service == "service" and server.trace_id == run.trace_id
+
+
+CONTAINER_SPIN = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    def walrus_in_container(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+    if sys.argv[1:] == ["child"]:
+        walrus_in_container(1.0)
+    else:
+        subprocess.run([sys.executable, __file__, "child"], check=True)
+    """
+)
+
+
+def test_cpu_profiles_reach_into_the_container(engine: None, runner: Runner, tmp_path: Path) -> None:
+    # pid 1 and its child: the container's end kills the samplers, so each is stopped and waited for at exit
+    prog = tmp_path / "spin.py"
+    prog.write_text(CONTAINER_SPIN)
+    mount = f"{prog}:/spin.py:ro"
+    result = runner.run(
+        "--profile", "cpu", "podman", "run", "--rm", "-v", mount, IMAGE, "python3", "/spin.py", timeout=180
+    )
+    assert result.returncode == 0, result.stderr.decode()[-1000:]
+    assert b"profile" not in result.stderr  # no sampler failed
+    _, trace = runner.last()
+    [child] = [s for s in trace.spans if s.is_process and s.name == "spin.py child"]
+    from otel_run.store._profiles import profile_paths
+
+    assert len(profile_paths(str(runner.store), trace.trace_id)) == 2  # pid 1's too
+    text = runner.trace_cli("profile", "--span", child.span_id, "--format", "text")
+    assert text.returncode == 0, text.stderr
+    assert "walrus_in_container" in text.stdout.splitlines()[2]

@@ -91,6 +91,8 @@ def _start(process: "Process", environ: "Mapping[str, str]", wanted: "set[str]",
         meta["memory"] = _start_memray(process, base)
     if "cpu" in wanted:
         meta["cpu"] = _start_pyspy(environ, base)
+        if meta["pid"] == 1 or environ.get(_env.OTEL_RUN_IN_CONTAINER) == "1":
+            process.exit_callbacks.append(lambda: _stop_pyspy(base))
     fd = open_private(base + ".meta", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, False)
     try:
         os.write(fd, (_json(meta) + "\n").encode("utf-8", "backslashreplace"))
@@ -113,7 +115,7 @@ def _start_pyspy(environ: "Mapping[str, str]", base: str) -> "dict[str, Any]":
     # sh backgrounds py-spy and exits: py-spy is re-parented away from the traced program.
     # Its stdin is /dev/null, its output goes to a log the reader shows on failure;
     # the lock is inherited as fd 3 and held until py-spy exits.
-    script = 'exec 3>&"$0"; "$@" </dev/null >"$LOG" 2>&1 3>&3 &'
+    script = 'exec 3>&"$0"; "$@" </dev/null >"$LOG" 2>&1 3>&3 & echo $! >"$LOG.pid"'
     env = {"PATH": environ.get("PATH", "/usr/bin:/bin"), "LOG": base + ".cpu.log"}
     spawned = time_ns()
     os.set_inheritable(fd, True)
@@ -151,6 +153,35 @@ def _start_memray(process: "Process", base: str) -> "dict[str, Any]":
 
     process.exit_callbacks.append(stop)
     return {"file": path, "interval_ms": MEMORY_INTERVAL_MS, "version": getattr(memray, "__version__", "")}
+
+
+def _stop_pyspy(base: str, deadline_s: float = 3.0) -> None:
+    """Make py-spy write its output now and wait for it (bounded): in a
+    container, whose pid 1's exit kills every process of its pid namespace —
+    py-spy included, before it has written anything. Elsewhere py-spy notices
+    the exit by itself and otel-run waits for it, not the program."""
+    import fcntl
+    import signal
+    from time import monotonic, sleep
+
+    try:
+        with open(base + ".cpu.log.pid", encoding="ascii") as f:
+            pid = int(f.read().strip())
+        os.kill(pid, signal.SIGINT)  # py-spy's Ctrl-C: stop sampling, write the output
+        fd = os.open(base + ".cpu.lock", os.O_RDONLY)
+    except (OSError, ValueError) as exc:
+        debug(f"stopping py-spy failed: {exc!r}")
+        return
+    try:
+        end = monotonic() + deadline_s
+        while monotonic() < end:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                sleep(0.01)
+    finally:
+        os.close(fd)
 
 
 def _in_forked_child(process: "Process", environ: "Mapping[str, str]") -> None:

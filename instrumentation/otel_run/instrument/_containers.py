@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 IN_LIB = "/otel-run/lib"
 IN_PYLIB = "/otel-run/pylib"
 IN_STORE = "/otel-run/store"
-_SKIP_ENV = (_env.OTEL_RUN_PROCESS, _env.OTEL_RUN_STORE, _env.OTEL_RUN_PYLIB)
+IN_PYSPY = "/otel-run/bin/py-spy"
+_SKIP_ENV = (_env.OTEL_RUN_PROCESS, _env.OTEL_RUN_STORE, _env.OTEL_RUN_PYLIB, _env.OTEL_RUN_PYSPY)
 
 
 def injection(
@@ -46,6 +47,11 @@ def injection(
         if pylib:
             env[_env.OTEL_RUN_PYLIB] = IN_PYLIB
             mounts.append({"type": "bind", "source": pylib, "target": IN_PYLIB, "read_only": True, "otel_run": True})
+        pyspy = environ.get(_env.OTEL_RUN_PYSPY)  # --profile cpu: the sampler runs inside the container
+        if pyspy and os.path.isfile(pyspy):
+            env[_env.OTEL_RUN_PYSPY] = IN_PYSPY
+            env[_env.OTEL_RUN_IN_CONTAINER] = "1"
+            mounts.append({"type": "bind", "source": pyspy, "target": IN_PYSPY, "read_only": True, "otel_run": True})
     return env, mounts
 
 
