@@ -199,3 +199,89 @@ def test_metric_compares_a_numeric_attribute_per_path(sides: tuple[Path, Path]) 
     assert (metric["before_median"], metric["after_median"]) == (300, 500)  # 3 -> 5 calls of 100 B
     assert metric["significant"] and metric["change_pct"] == pytest.approx(66.6667, rel=1e-3)
     assert "http.response.body.size" not in rows["compute"]["metrics"]
+
+
+# Two functions that spin (CPU, not sleep: a sleeping frame is idle) for SLOW_S and 0.3 s.
+SPINNER = """import os, time
+def walrus_slow():
+    end = time.perf_counter() + float(os.environ["SLOW_S"])
+    while time.perf_counter() < end:
+        pass
+def steady():
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:
+        pass
+walrus_slow()
+steady()
+"""
+
+
+def _span_diff_here(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """span-diff in this process (so the code under test is this checkout's, whatever the venv points at)."""
+    from otel_run.cli._diff import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_functions_compares_self_time_per_function_of_profiled_runs(
+    runner: Runner, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real ``otel-run --profile cpu`` series, walrus_slow made 4x faster. A
+    4x change (0.6 s -> 0.15 s of spinning: ~60 -> ~15 samples a run at
+    100 Hz) separates the two series entirely even on a loaded machine, so its
+    direction and significance are asserted; whether an unchanged function
+    stays insignificant depends on the machine's noise, so only its presence is
+    (test_functions.py makes that claim on known data)."""
+    program = tmp_path / "prog.py"
+    program.write_text(SPINNER)
+    py = str(BIN / "python")
+    for label, slow in (("before", "0.6"), ("after", "0.15")):
+        series = runner.run(
+            "--profile", "cpu", "--runs", "5", "-l", label, "--", py, str(program), env=runner.env(SLOW_S=slow)
+        )
+        assert series.returncode == 0, series.stderr
+    store = ("--store", str(runner.store))
+    code, out, err = _span_diff_here(capsys, "before", "after", "--functions", "--format", "json", "--all", *store)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["subject"] == "function" and data["before"]["runs"] == data["after"]["runs"] == 5
+    for row in data["rows"]:
+        assert set(REQUIRED) <= set(row)
+    rows = {r["name"].split(" ")[0]: r for r in data["rows"]}
+    slow = rows["walrus_slow"]
+    assert slow["name"] == "walrus_slow (prog.py)" or slow["name"].endswith("/prog.py)")
+    assert slow["significant"] and slow["change_ms"] < 0 and slow["ci_high_ms"] < 0, slow
+    assert slow["count_before"] > slow["count_after"]  # samples
+    assert "steady" in rows and rows["steady"]["only_in"] is None
+    assert data["rows"][0]["path"] == "(root)" and data["structural"]["count_changed"] == []
+    # the other formats render the same rows; the gate reads them too
+    code, out, _ = _span_diff_here(capsys, "before", "after", "--functions", "--format", "md", *store)
+    assert code == 0 and "| function | samples |" in out and "walrus_slow" in out
+    code, out, _ = _span_diff_here(capsys, "before", "after", "--functions", *store)
+    assert code == 0 and "cpu time (all functions)" in out and "walrus_slow" in out
+    page = tmp_path / "functions.html"
+    code, _, _ = _span_diff_here(capsys, "before", "after", "--functions", "--format", "html", "-o", str(page), *store)
+    assert code == 0 and "walrus_slow" in page.read_text()
+    code, _, err = _span_diff_here(capsys, "after", "before", "--functions", "--fail-above", "50", *store)
+    assert code == 3 and "function(s) significantly slower" in err and "walrus_slow" in err
+
+
+def test_functions_without_profiles_is_one_line_and_exit_1(
+    runner: Runner, sides: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = runner.run("--runs", "1", "-l", "plain", "--", str(BIN / "python"), "-c", "pass")
+    assert plain.returncode == 0, plain.stderr
+    store = ("--store", str(runner.store))
+    for args, expected in (
+        ((str(sides[0]), "plain"), "--functions: BEFORE (" + str(sides[0]) + ") has no CPU profiles (OTLP files"),
+        (
+            ("plain", str(sides[1])),
+            "--functions: BEFORE (plain) has no CPU profiles (record the runs with otel-run --profile cpu)",
+        ),
+        ((str(sides[0]), str(sides[1]), "--metric", "x"), "--metric compares span attributes"),
+    ):
+        code, out, err = _span_diff_here(capsys, *args, "--functions", *store)
+        assert code in (1, 2) and out == "", (args, err)
+        assert expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

@@ -109,18 +109,26 @@ class DiffResult:
         self.warnings: list[str] = []
         self.critical_before: list[str] = []
         self.critical_after: list[str] = []
+        self.subject = "path"
+        """What a row is: a span ``path``, or a ``function`` (``span-diff --functions``)."""
 
     @property
     def root(self) -> Row | None:
         return self.rows[0] if self.rows else None
 
     def structural(self) -> dict[str, list[Row]]:
-        """Paths on one side only; paths whose span count or bytes changed."""
+        """Paths on one side only; paths whose span count or bytes changed
+        (a function's samples and bytes always change: not listed)."""
+        spans = self.subject == "path"
         return {
             "added": [r for r in self.rows if r.only_in == "after"],
             "removed": [r for r in self.rows if r.only_in == "before"],
-            "count_changed": [r for r in self.rows if r.only_in is None and r.before["count"] != r.after["count"]],
-            "bytes_changed": [r for r in self.rows if r.only_in is None and r.before["bytes"] != r.after["bytes"]],
+            "count_changed": [
+                r for r in self.rows if spans and r.only_in is None and r.before["count"] != r.after["count"]
+            ],
+            "bytes_changed": [
+                r for r in self.rows if spans and r.only_in is None and r.before["bytes"] != r.after["bytes"]
+            ],
         }
 
     def critical_path_changes(self) -> dict[str, list[str]]:

@@ -3,11 +3,17 @@ real or noise, and what changed in structure.
 
     span-diff BEFORE AFTER [--format text|md|json|html] [-o FILE] [--top N | --all]
               [--metric ATTR]... [--normalize REGEX]... [--alpha A] [--fail-above PCT]
+              [--functions]
 
 BEFORE and AFTER are each a label in the store (``otel-run --runs 30 --label
 NAME -- CMD``), a file or directory of OTLP JSON (``otel-trace export``, a
 Collector file exporter, Tempo's API), or comma-separated run/trace ids;
 ``label:NAME`` and ``runs:ID,…`` say which when a name is ambiguous.
+
+``--functions`` compares the runs' profiles (``otel-run --profile cpu``, and
+``memory``) function by function instead: each function's self time per run,
+and its bytes allocated per run, with the same statistics
+(:mod:`otel_run.analyse._functions`). Only runs in the store have profiles.
 
 Exit status: 0; 1 for bad input (one line on stderr naming it); 2 for bad
 usage; 3 when ``--fail-above PCT`` is given and the root or any path got
@@ -65,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REGEX",
         help="also replace matches of REGEX in span names before matching (repeatable)",
     )
+    p.add_argument(
+        "--functions",
+        action="store_true",
+        help="compare functions' self time (and bytes allocated) from the runs' profiles (otel-run --profile cpu)",
+    )
     p.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (default 0.05)")
     p.add_argument(
         "--fail-above",
@@ -107,6 +118,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from otel_run.analyse._sides import load, resolve
     from otel_run.store._store import Store
 
+    if args.functions and args.metric:
+        raise UsageError("--metric compares span attributes: it does not go with --functions")
     for pattern in args.normalize:
         try:
             re.compile(pattern)
@@ -118,7 +131,18 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     normalize = Normalizer(args.normalize)
     before = load(before_side, normalize, args.metric, args.workers)
     after = load(after_side, normalize, args.metric, args.workers)
-    result = diff(before, after, alpha=args.alpha, metrics=args.metric, names=(args.before, args.after))
+    names = (args.before, args.after)
+    if args.functions:
+        from otel_run.analyse._functions import diff_functions, load_functions
+
+        result = diff_functions(
+            load_functions(before_side, before, store),
+            load_functions(after_side, after, store),
+            alpha=args.alpha,
+            names=names,
+        )
+    else:
+        result = diff(before, after, alpha=args.alpha, metrics=args.metric, names=names)
     result.warnings[:0] = before_side.warnings + after_side.warnings
     top = None if args.all else args.top
     _write(result, args.format, top, args.output)
@@ -128,11 +152,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             from otel_run.render._diff import _path
 
             worst = max(slower, key=lambda r: r.change_pct or 0.0)
+            what = f"span-diff: {len(slower)} {result.subject}(s) significantly slower"
             _err(
-                f"span-diff: {len(slower)} path(s) significantly slower by more than {args.fail_above:g}%, "
-                f"e.g. {_path(worst.path)} {worst.change_pct:+.1f}%"
+                f"{what} by more than {args.fail_above:g}%, e.g. {_path(worst.path)} {worst.change_pct:+.1f}%"
                 if worst.change_pct is not None
-                else f"span-diff: {len(slower)} path(s) significantly slower, e.g. {_path(worst.path)} (new)"
+                else f"{what}, e.g. {_path(worst.path)} (new)"
             )
             return GATE_FAILED
     return 0

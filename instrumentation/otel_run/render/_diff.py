@@ -14,9 +14,33 @@ import math
 from typing import Any
 
 from otel_run.analyse._diff import DiffResult, Row
+from otel_run.analyse._functions import ALLOCATED
 from otel_run.analyse._paths import ROOT, SEP, SHOWN_SEP
 
 TEST = "Mann-Whitney U (two-sided; exact without ties), Hodges-Lehmann 95% CI of the shift"
+
+# What the report calls its rows and columns, by DiffResult.subject.
+_WORDS = {
+    "path": {
+        "row": "path",
+        "root": "Wall time (root)",
+        "count": "count",
+        "impact": "impact on root",
+        "note": "Impact: change of the path's median time on the critical path.",
+    },
+    "function": {
+        "row": "function",
+        "root": "CPU time (all functions)",
+        "count": "samples",
+        "impact": "Δ self time",
+        "note": "Self time: CPU samples whose innermost frame is the function (idle left out), every process; "
+        "a run without one counts 0.",
+    },
+}
+
+
+def _words(result: DiffResult) -> dict[str, str]:
+    return _WORDS[result.subject]
 
 
 # ------------------------------------------------------------------- data
@@ -28,6 +52,7 @@ def to_data(result: DiffResult, top: int | None) -> dict[str, Any]:
     structural = result.structural()
     changes = result.critical_path_changes()
     return {
+        "subject": result.subject,
         "before": result.sides.get("before", {}),
         "after": result.sides.get("after", {}),
         "alpha": result.alpha,
@@ -95,14 +120,15 @@ def _row_data(row: Row) -> dict[str, Any]:
 def to_markdown(result: DiffResult, top: int | None) -> str:
     """A GitHub-flavoured Markdown report (fits a PR comment)."""
     b, a = result.sides["before"], result.sides["after"]
+    words = _words(result)
     out = [f"### span-diff: `{b['name']}` ({_runs(b['runs'])}) → `{a['name']}` ({_runs(a['runs'])})", ""]
     root = result.root
     if root is not None:
-        out.append(f"**Wall time (root):** {_ms(root.before_ms)} → {_ms(root.after_ms)}, {_change_md(root)}")
+        out.append(f"**{words['root']}:** {_ms(root.before_ms)} → {_ms(root.after_ms)}, {_change_md(root)}")
         out.append("")
     rows = _chosen(result, top)
     metrics = result.metrics
-    header = ["path", "count", "before", "after", "change", "95% CI", "p", "impact on root", *metrics]
+    header = [words["row"], words["count"], "before", "after", "change", "95% CI", "p", words["impact"], *metrics]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for row in rows:
@@ -121,7 +147,7 @@ def to_markdown(result: DiffResult, top: int | None) -> str:
     hidden = len(result.rows) - len(rows)
     if hidden > 0:
         out.append("")
-        out.append(f"{hidden} more path(s) not shown (`--all` shows every path).")
+        out.append(f"{hidden} more {words['row']}(s) not shown (`--all` shows every {words['row']}).")
     out.extend(_structural_md(result))
     out.append("")
     for warning in result.warnings:
@@ -129,8 +155,7 @@ def to_markdown(result: DiffResult, top: int | None) -> str:
     if result.warnings:
         out.append("")
     out.append(
-        f"<sub>{TEST}; α = {result.alpha:g}; `~`: no significant change. Impact: change of the path's median "
-        f"time on the critical path. Made with `span-diff`.</sub>"
+        f"<sub>{TEST}; α = {result.alpha:g}; `~`: no significant change. {words['note']} Made with `span-diff`.</sub>"
     )
     return "\n".join(out) + "\n"
 
@@ -141,11 +166,12 @@ def _structural_md(result: DiffResult) -> list[str]:
     out: list[str] = []
     if not any(s.values()) and not any(changes.values()):
         return out
+    unit = " samples" if result.subject == "function" else ""
     out += ["", "**Structure**", ""]
     for row in s["added"]:
-        out.append(f"- added: `{_path(row.path)}` ×{_n(row.after['count'])}, {_ms(row.after_ms)}")
+        out.append(f"- added: `{_path(row.path)}` ×{_n(row.after['count'])}{unit}, {_ms(row.after_ms)}")
     for row in s["removed"]:
-        out.append(f"- removed: `{_path(row.path)}` ×{_n(row.before['count'])}, {_ms(row.before_ms)}")
+        out.append(f"- removed: `{_path(row.path)}` ×{_n(row.before['count'])}{unit}, {_ms(row.before_ms)}")
     for row in s["count_changed"]:
         out.append(f"- count: `{_path(row.path)}` {_n(row.before['count'])} → {_n(row.after['count'])}")
     for row in s["bytes_changed"]:
@@ -166,6 +192,7 @@ def to_console(result: DiffResult, top: int | None, console: Any) -> None:
     from rich.text import Text
 
     b, a = result.sides["before"], result.sides["after"]
+    words = _words(result)
     head = Text()
     head.append("span-diff ", style="bold")
     head.append(
@@ -174,21 +201,21 @@ def to_console(result: DiffResult, top: int | None, console: Any) -> None:
     console.print(head)
     root = result.root
     if root is not None:
-        line = Text(f"wall time: {_ms(root.before_ms)} → {_ms(root.after_ms)}  ")
+        line = Text(f"{words['root'].lower()}: {_ms(root.before_ms)} → {_ms(root.after_ms)}  ")
         line.append(_change_text(root), style=_style(root))
         console.print(line)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for name, justify in (
-        ("path", "left"),
-        ("count", "right"),
+        (words["row"], "left"),
+        (words["count"], "right"),
         ("before", "right"),
         ("after", "right"),
         ("change", "right"),
         ("95% CI", "right"),
         ("p", "right"),
-        ("impact", "right"),
+        (words["impact"].removesuffix(" on root"), "right"),
     ):
-        table.add_column(name, justify=justify, overflow="fold" if name == "path" else "ellipsis")  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, overflow="fold" if name == words["row"] else "ellipsis")  # type: ignore[arg-type]
     for m in result.metrics:
         table.add_column(m, justify="right")
     for row in _chosen(result, top):
@@ -206,7 +233,7 @@ def to_console(result: DiffResult, top: int | None, console: Any) -> None:
     console.print(table)
     hidden = len(result.rows) - len(_chosen(result, top))
     if hidden > 0:
-        console.print(Text(f"{hidden} more path(s) not shown (--all)", style="dim"))
+        console.print(Text(f"{hidden} more {words['row']}(s) not shown (--all)", style="dim"))
     for note in _structural_md(result)[3:]:
         console.print(Text(note.replace("`", "")))  # Text: "[service]" in a path is not markup
     for warning in result.warnings:
@@ -224,6 +251,7 @@ def to_html(result: DiffResult, top: int | None) -> str:
     rows = _chosen(result, top)
     peak = max((abs(r.impact_ms) for r in rows if r.path != ROOT), default=0.0) or 1.0
     e = html.escape
+    words = _words(result)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>span-diff {e(b['name'])} → {e(a['name'])}</title>",
@@ -239,12 +267,15 @@ def to_html(result: DiffResult, top: int | None) -> str:
     ]
     if root is not None:
         parts.append(
-            f"<p>Wall time (root): {_ms(root.before_ms)} → {_ms(root.after_ms)}, "
+            f"<p>{e(words['root'])}: {_ms(root.before_ms)} → {_ms(root.after_ms)}, "
             f"<span class='{_css(root)}'>{e(_change_text(root))}</span></p>"
         )
-    header = ["path", "count", "before", "after", "change", "95% CI", "p", "impact on root", *result.metrics]
+    header = [words["row"], words["count"], "before", "after", "change", "95% CI", "p", words["impact"]]
+    header += result.metrics
     parts.append(
-        "<table><tr>" + "".join(f"<th class='{'path' if h == 'path' else ''}'>{e(h)}</th>" for h in header) + "</tr>"
+        "<table><tr>"
+        + "".join(f"<th class='{'path' if i == 0 else ''}'>{e(h)}</th>" for i, h in enumerate(header))
+        + "</tr>"
     )
     indent = "&nbsp;" * 2
     for row in rows:
@@ -274,7 +305,10 @@ def to_html(result: DiffResult, top: int | None) -> str:
         parts.append("</ul>")
     for warning in result.warnings:
         parts.append(f"<p class='warn'>⚠ {e(warning)}</p>")
-    parts.append(f"<p><small>{e(TEST)}; α = {result.alpha:g}; ~: no significant change.</small></p></body></html>")
+    parts.append(
+        f"<p><small>{e(TEST)}; α = {result.alpha:g}; ~: no significant change. {e(words['note'])}</small></p>"
+        "</body></html>"
+    )
     return "\n".join(parts) + "\n"
 
 
@@ -349,7 +383,8 @@ def _metric(row: Row, name: str) -> str:
     m = row.metrics.get(name)
     if not m:
         return ""
-    b, a = _n(m["before_median"]), _n(m["after_median"])
+    shown = _bytes if name == ALLOCATED else _n
+    b, a = shown(m["before_median"]), shown(m["after_median"])
     if b == a:
         return b
     pct = m["change_pct"]
