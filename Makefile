@@ -34,11 +34,12 @@ demo-pipeline: setup
 engine:
 	@if [ "$$(id -u)" -eq 0 ]; then bench/container/setup-engine; fi
 
-# Debian's strace (the process counts are checked against strace -f) and tmux (otel-trace show
-# is rendered in a real terminal), when missing. Needs root; otherwise those tests skip, naming it.
+# Debian's strace (the process counts are checked against strace -f), tmux (otel-trace show is
+# rendered in a real terminal) and chromium (the flame graph page is drawn by a real browser), when
+# missing. Needs root; otherwise those tests skip, naming it.
 tools:
-	@if [ "$$(id -u)" -eq 0 ] && ! (command -v strace && command -v tmux) >/dev/null 2>&1; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace tmux; fi
+	@if [ "$$(id -u)" -eq 0 ] && ! (command -v strace && command -v tmux && command -v chromium) >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace tmux chromium; fi
 
 test: setup engine tools
 	$(BIN)/ruff check .
