@@ -235,6 +235,13 @@ def test_a_known_allocation_shows_in_its_spans_memory_profile(runner: Runner, tm
     assert 0.9 * 50 * 2**20 <= allocated <= 1.1 * 50 * 2**20, found
     assert 0.9 * 50 * 2**20 <= span.attributes["otel_run.profile.memory.allocated_bytes"] <= 1.1 * 50 * 2**20
     assert span.attributes["otel_run.profile.memory.peak_bytes"] >= 50 * 2**20  # the 50 MiB were held in the span
+    # the allocating stack, in folded form: bytes per stack, the function that allocated them as the leaf
+    folded = runner.trace_cli("profile", "--kind", "memory", "--span", span.span_id, "--format", "collapsed").stdout
+    walrus = [
+        line for line in folded.splitlines() if ";walrus (" in line and line.rsplit(" ", 1)[0].endswith("prog.py)")
+    ]
+    assert len(walrus) == 1, folded
+    assert 0.9 * 50 * 2**20 <= int(walrus[0].rsplit(" ", 1)[1]) <= 1.1 * 50 * 2**20
     outside = stacks(profiles, {trace.processes[-1].span_id}, kind="memory")  # the process span's own
     assert sum(v for _, v in outside) < 0.5 * 50 * 2**20
 

@@ -43,6 +43,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from otel_run.bootstrap._sampler import MEMRAY_TRIGGER
 from otel_run.store._model import Span, Trace
 from otel_run.store._profiles import Frame, Sample, profile_dir, profile_paths, raw_dir, read_profile, write_profile
 
@@ -231,6 +232,13 @@ def _memory(
     if not snapshots:
         return [f"memory profile of pid {pid} has no snapshot: nothing to attribute"]
     main = int(meta.get("main_thread") or 0)
+    trigger = ("", "")
+    try:
+        with open(base + ".memray.trigger", encoding="utf-8") as f:
+            caught = json.loads(f.read())
+        trigger = (str(caught.get("name") or ""), str(caught.get("file") or ""))
+    except (OSError, ValueError, AttributeError):
+        pass
     by_name: dict[str, int] = {}
     for span in spans:
         name, tid = span.attributes.get("thread.name"), span.attributes.get("thread.id")
@@ -243,6 +251,10 @@ def _memory(
         stack = []
         for function, filename, _line in reversed(record.stack_trace()):
             key = (str(function), str(filename))
+            if key[0] == MEMRAY_TRIGGER:  # the frame that started memray stands for the call it caught
+                if not trigger[0]:
+                    continue
+                key = trigger
             index = frame_ids.get(key)
             if index is None:
                 index = frame_ids[key] = len(frames)

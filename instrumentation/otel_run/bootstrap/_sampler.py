@@ -128,24 +128,63 @@ def _start_pyspy(environ: "Mapping[str, str]", base: str) -> "dict[str, Any]":
 
 
 def _start_memray(process: "Process", base: str) -> "dict[str, Any]":
+    """A memray tracker for this process, started when ``__main__`` first runs.
+
+    Started here, inside ``site``, memray loses the Python stacks of everything
+    after start-up (memray 1.x on CPython 3.11: every allocation of the program
+    has an empty stack). So the bootstrap sets a one-shot profile function that
+    starts the tracker at the first call ``__main__`` makes (a function, an
+    import or a builtin) and removes itself. memray then sees one frame too
+    many, the trigger's own (:data:`MEMRAY_TRIGGER`), and not the function whose
+    call fired it, while that function runs; the trigger writes that function's
+    name to a side file and the reader puts it in the trigger's place.
+    """
     path = base + ".memray"
     try:
         import memray
     except ImportError as exc:
         return {"error": f"memray cannot be imported here: {exc}"}
-    try:
-        if os.path.exists(path):
-            os.unlink(path)
-        tracker = memray.Tracker(
-            path,
-            memory_interval_ms=MEMORY_INTERVAL_MS,
-            file_format=memray.FileFormat.ALL_ALLOCATIONS,
-        )
-        tracker.__enter__()
-    except Exception as exc:
-        return {"error": f"memray could not start: {exc}"}
+    import sys
+
+    if os.path.exists(path):
+        os.unlink(path)
+    state: dict[str, Any] = {}
+
+    def begin() -> None:
+        try:
+            tracker = memray.Tracker(
+                path, memory_interval_ms=MEMORY_INTERVAL_MS, file_format=memray.FileFormat.ALL_ALLOCATIONS
+            )
+            tracker.__enter__()
+            state["tracker"] = tracker
+        except Exception as exc:
+            debug(f"memray could not start: {exc!r}")
+
+    def _otel_run_memray_start(frame: "Any", event: str, arg: "Any") -> None:
+        caller = frame.f_back if event == "call" else frame
+        if caller is None or caller.f_globals.get("__name__") != "__main__":
+            return
+        sys.setprofile(None)
+        called = (frame.f_code.co_name, frame.f_code.co_filename) if event == "call" else ("", "")
+        try:
+            fd = open_private(base + ".memray.trigger", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, False)
+            os.write(fd, _json({"name": called[0], "file": called[1]}).encode("utf-8", "backslashreplace"))
+            os.close(fd)
+        except OSError:
+            pass
+        begin()
+
+    if sys.getprofile() is None:
+        sys.setprofile(_otel_run_memray_start)
+    else:  # the program's own profiler is there already: start now (stacks may be empty)
+        begin()
 
     def stop() -> None:
+        if sys.getprofile() is _otel_run_memray_start:
+            sys.setprofile(None)
+        tracker = state.pop("tracker", None)
+        if tracker is None:
+            return
         try:
             tracker.__exit__(None, None, None)
         except Exception as exc:
@@ -153,6 +192,10 @@ def _start_memray(process: "Process", base: str) -> "dict[str, Any]":
 
     process.exit_callbacks.append(stop)
     return {"file": path, "interval_ms": MEMORY_INTERVAL_MS, "version": getattr(memray, "__version__", "")}
+
+
+MEMRAY_TRIGGER = "_otel_run_memray_start"
+"""The name of the profile function that starts memray (see :func:`_start_memray`)."""
 
 
 def _stop_pyspy(base: str, deadline_s: float = 3.0) -> None:
