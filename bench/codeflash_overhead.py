@@ -168,7 +168,8 @@ def render(data: dict[str, Any]) -> str:
         "# `codeflash optimize foo.py` with and without otel-run",
         "",
         f"Command: `{data['command']}` — {data['date']}, {data['machine']}, codeflash {data['codeflash']}, "
-        "replay LLM latency 0. Raw runs: `codeflash.json` (`--report-only` re-renders this page from it).",
+        "replay LLM latency 0. Raw runs: the `.json` of the same name beside this page "
+        "(`--report-only` re-renders the page from it).",
         "",
         "| variant | runs ok | wall median | min | max | vs bare | 95% CI | paired (median of rounds) "
         "| CPU median | CPU vs bare |",
