@@ -63,9 +63,8 @@ def test_a_slow_import_in_a_child_is_a_span_under_its_process(runner: Runner, tm
     assert abs(pkg_cumulative - pkg_self - inner.attributes["otel_run.import.cumulative_us"]) <= 2
     assert child.start_ns <= pkg.start_ns <= inner.start_ns and inner.end_ns <= pkg.end_ns <= child.end_ns
     assert pkg.attributes["thread.name"] == "MainThread"
-    # the quick module is below the 1 ms default threshold: counted on the process span, no span
-    assert "import quick" not in spans
-    assert child.attributes["otel_run.import.hidden.count"] >= 1
+    # the totals on the process span (whether the quick module took under 1 ms is the machine's business:
+    # the threshold test below decides with a margin no machine misses)
     assert child.attributes["otel_run.import.count"] >= 3
     assert child.attributes["otel_run.import.cumulative_us"] >= pkg_cumulative
     assert child.attributes["otel_run.import.spans"] == sum(
@@ -74,18 +73,21 @@ def test_a_slow_import_in_a_child_is_a_span_under_its_process(runner: Runner, tm
 
 
 def test_the_threshold_sums_fast_imports_into_their_parent(runner: Runner, tmp_path: Path) -> None:
+    # slowpkg sleeps 200 ms and is over 150 ms on any machine; inner (50 ms) and quick (nothing) are far under it
     _plant(tmp_path, {**SLOW_PACKAGE, "child.py": CHILD})
     result = subprocess.run(
-        [*runner_cmd(runner), "--profile", "imports", "--import-threshold", "100", "--", PYTHON, "child.py"],
+        [*runner_cmd(runner), "--profile", "imports", "--import-threshold", "150", "--", PYTHON, "child.py"],
         cwd=tmp_path, env=runner.env(), capture_output=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     _, trace = runner.last()
     spans = _imports(trace)
-    assert set(spans) == {"import slowpkg"}  # inner's 50 ms is below 100 ms
+    assert set(spans) == {"import slowpkg"}
     pkg = spans["import slowpkg"]
-    assert pkg.attributes["otel_run.import.hidden.count"] == 1
+    assert pkg.attributes["otel_run.import.hidden.count"] == 1  # inner, summed into its parent
     assert pkg.attributes["otel_run.import.hidden.cumulative_us"] >= 50_000
+    process = one(trace, lambda s: s.is_process and s.name == "child.py")
+    assert process.attributes["otel_run.import.hidden.count"] >= 1  # quick, summed into the process span
 
 
 def test_a_failed_imports_traceback_is_unchanged(runner: Runner, tmp_path: Path) -> None:
