@@ -55,8 +55,9 @@ otel-run's own variables:
     Milliseconds of cumulative import time below which an import is summed into
     its parent rather than made a span (default 1; ``--import-threshold``).
 ``OTEL_RUN_PYSPY``
-    Set by otel-run for the command: the py-spy executable the bootstrap starts
-    to sample a process (the one installed beside otel-run).
+    The py-spy executable the bootstrap starts to sample a process. otel-run
+    sets it for the command to the one installed beside it, unless the caller
+    set it (another py-spy build).
 ``OTEL_RUN_IN_CONTAINER``
     Set by otel-run for a container it joins to the trace (``1``): a process
     there stops its py-spy sampler at exit and waits for its output, because the

@@ -173,8 +173,9 @@ def test_no_profiler_is_loaded_unless_asked(runner: Runner, tmp_path: Path) -> N
 
 NOT_DUMPABLE = textwrap.dedent(
     """
-    import ctypes, time
+    import ctypes, os, time
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: only CAP_SYS_PTRACE may read this process
+    open(os.environ["NOT_DUMPABLE_MARK"], "w").close()  # now py-spy may start (see the wrapper)
     end = time.perf_counter() + 0.5
     while time.perf_counter() < end:
         pass
@@ -186,10 +187,17 @@ NOT_DUMPABLE = textwrap.dedent(
 @pytest.mark.skipif(not shutil.which("setpriv") or os.geteuid() != 0, reason="needs root and setpriv (util-linux)")
 def test_a_sampler_without_ptrace_rights_leaves_the_run_unchanged(runner: Runner, tmp_path: Path) -> None:
     prog = _program(tmp_path, NOT_DUMPABLE)
+    mark = tmp_path / "not-dumpable"
+    # py-spy starts only once the program made itself unreadable: without the wait, a py-spy that attached
+    # first would lose its access mid-run instead (no sample, and no reason in its log)
+    wrapper = tmp_path / "py-spy"
+    real = str(Path(OTEL_RUN).with_name("py-spy"))
+    wrapper.write_text(f'#!/bin/sh\nwhile [ ! -e "{mark}" ]; do sleep 0.01; done\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
     no_ptrace = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
     result = subprocess.run(
         [*no_ptrace, OTEL_RUN, "-q", "--profile", "cpu", "--", PYTHON, str(prog)],
-        env=runner.env(),
+        env=runner.env(OTEL_RUN_PYSPY=str(wrapper), NOT_DUMPABLE_MARK=str(mark)),
         capture_output=True,
         timeout=120,
     )

@@ -598,7 +598,7 @@ def _profile_environment(opts: Options, env: dict[str, str]) -> None:
     if opts.import_threshold is not None:
         env[_env.OTEL_RUN_IMPORT_THRESHOLD] = repr(opts.import_threshold)
     if "cpu" in (opts.profile or ()):
-        pyspy = _pyspy()
+        pyspy = env.get(_env.OTEL_RUN_PYSPY) or _pyspy()  # the caller's choice of py-spy first
         if pyspy:
             env[_env.OTEL_RUN_PYSPY] = pyspy
 
