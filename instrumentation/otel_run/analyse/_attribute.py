@@ -43,7 +43,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from otel_run.bootstrap._sampler import MEMRAY_TRIGGER
+from otel_run.bootstrap._sampler import MEMRAY_TRIGGER, wait_unlocked
 from otel_run.store._model import Span, Trace
 from otel_run.store._profiles import Frame, Sample, profile_dir, profile_paths, raw_dir, read_profile, write_profile
 
@@ -57,7 +57,6 @@ MEMORY_ALLOCATED = "otel_run.profile.memory.allocated_bytes"
 MEMORY_PEAK = "otel_run.profile.memory.peak_bytes"
 PROFILE_EVENT = "otel_run.profile"
 PROFILE_FILE = "otel_run.profile.file"
-_SCOPE = '{"name":"otel-run.profile"}'
 
 
 def convert(root: str, trace: Trace, wait_s: float = WAIT_S) -> list[str]:
@@ -125,7 +124,7 @@ def summary_records(root: str, trace: Trace) -> list[str]:
     allocated on its thread while it was the innermost span) and
     ``.memory.peak_bytes`` (the process's heap high-water mark while it was
     open), and an ``otel_run.profile`` event naming the profile file."""
-    from otel_run._wire import RECORD_KEY, RECORD_PROFILE, attributes_json, request_json, span_json
+    from otel_run._wire import RECORD_KEY, RECORD_PROFILE, attributes_json, request_json, scope_json, span_json
 
     spans = {s.span_id: s for s in trace.spans}
     summary: dict[str, dict[str, Any]] = defaultdict(dict)
@@ -160,7 +159,8 @@ def summary_records(root: str, trace: Trace) -> list[str]:
                 trace.trace_id, span_id, span.parent_id, span.name, span.start_ns, span.end_ns, attrs, events=[event]
             )
         )
-    return [request_json(resource, _SCOPE, group) for resource, group in by_resource.items()]
+    scope = scope_json("otel-run.profile", None)
+    return [request_json(resource, scope, group) for resource, group in by_resource.items()]
 
 
 def _cpu(
@@ -175,7 +175,7 @@ def _cpu(
 ) -> list[str]:
     cpu = meta["cpu"]
     pid = int(meta["pid"])
-    if not _wait_unlocked(base + ".cpu.lock", deadline):
+    if not wait_unlocked(base + ".cpu.lock", deadline):
         return [f"cpu profile of pid {pid} is still being written by py-spy; otel-trace profile reads it later"]
     try:
         with open(base + ".cpu.json", "rb") as f:
@@ -418,23 +418,3 @@ def _pyspy_error(log: str) -> str:
             " (py-spy needs ptrace rights over the process: CAP_SYS_PTRACE, e.g. a container's --cap-add SYS_PTRACE)"
         )
     return reason[:400]
-
-
-def _wait_unlocked(lock: str, deadline: float) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.02)
-    finally:
-        os.close(fd)

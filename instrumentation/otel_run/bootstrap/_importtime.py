@@ -41,8 +41,8 @@ outermost imports) and ``otel_run.import.spans``.
 import sys
 from time import time_ns
 
-from otel_run import _env
-from otel_run._wire import debug, new_span_id, request_json, span_json
+from otel_run import __version__, _env
+from otel_run._wire import debug, new_span_id, request_json, scope_json, span_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ TOTAL_COUNT = "otel_run.import.count"
 TOTAL_CUMULATIVE_US = "otel_run.import.cumulative_us"
 TOTAL_SPANS = "otel_run.import.spans"
 SPANS_PER_RECORD = 512
+_SCOPE = scope_json("otel-run.imports", __version__)
 
 # The hook, compiled as part of importlib so that CPython strips its frame from
 # import tracebacks as it strips importlib's own (import.c, remove_importlib_frames).
@@ -104,7 +105,6 @@ class ImportTimer:
         self.threshold_ns = threshold_ns
         self.records: list[list[Any]] = []
         self.stacks: dict[int, list[list[Any]]] = {}
-        self.bootstrap: Any = None
         self.original: Any = None
         self.main_thread = 0
         self.thread_names: dict[int, str] = {}
@@ -128,7 +128,7 @@ class ImportTimer:
             "_name_thread": self._name_thread,
         }
         exec(compile(_HOOK_SOURCE, _HOOK_FILE, "exec"), namespace)
-        self.bootstrap, self.original = bootstrap, original
+        self.original = original
         self.main_thread = _thread.get_ident()
         bootstrap._find_and_load = namespace["_find_and_load"]  # type: ignore[attr-defined]
 
@@ -226,16 +226,6 @@ class ImportTimer:
         if top:
             extra[HIDDEN_COUNT] = extra.get(HIDDEN_COUNT, 0) + top[0]
             extra[HIDDEN_CUMULATIVE_US] = extra.get(HIDDEN_CUMULATIVE_US, 0) + top[1] // 1000
-
-
-def _scope() -> str:
-    from otel_run import __version__
-    from otel_run._wire import scope_json
-
-    return scope_json("otel-run.imports", __version__)
-
-
-_SCOPE = _scope()
 
 
 def start(process: "Process", environ: "Mapping[str, str]") -> None:

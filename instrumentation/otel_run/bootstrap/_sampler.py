@@ -54,7 +54,6 @@ PROFILES = "profiles"
 RAW = "raw"
 DEFAULT_RATE = 100
 MEMORY_INTERVAL_MS = 10
-KINDS = ("cpu", "memory", "imports")
 
 _WAITPID = os.waitpid  # imported before the bootstrap wraps os.waitpid: the sh is no child of the program's
 
@@ -203,26 +202,38 @@ def _stop_pyspy(base: str, deadline_s: float = 3.0) -> None:
     container, whose pid 1's exit kills every process of its pid namespace —
     py-spy included, before it has written anything. Elsewhere py-spy notices
     the exit by itself and otel-run waits for it, not the program."""
-    import fcntl
     import signal
-    from time import monotonic, sleep
+    from time import monotonic
 
     try:
         with open(base + ".cpu.log.pid", encoding="ascii") as f:
             pid = int(f.read().strip())
         os.kill(pid, signal.SIGINT)  # py-spy's Ctrl-C: stop sampling, write the output
-        fd = os.open(base + ".cpu.lock", os.O_RDONLY)
     except (OSError, ValueError) as exc:
         debug(f"stopping py-spy failed: {exc!r}")
         return
+    wait_unlocked(base + ".cpu.lock", monotonic() + deadline_s, 0.01)
+
+
+def wait_unlocked(lock: str, deadline: float, poll_s: float = 0.02) -> bool:
+    """Wait until no sampler holds ``lock`` (its py-spy has written its output)
+    or ``time.monotonic()`` passes ``deadline``; True when it is free (or gone)."""
+    import fcntl
+    from time import monotonic, sleep
+
     try:
-        end = monotonic() + deadline_s
-        while monotonic() < end:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return
+                return True
             except BlockingIOError:
-                sleep(0.01)
+                if monotonic() >= deadline:
+                    return False
+                sleep(poll_s)
     finally:
         os.close(fd)
 

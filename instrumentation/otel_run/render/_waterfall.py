@@ -346,13 +346,14 @@ def _critical(root: Span, colours: dict[str, str], width: int) -> Table:
 
 
 def _top(trace: Trace, colours: dict[str, str], top: int, width: int, profiles: Sequence[ProcessProfile] = ()) -> Table:
-    rows = [
+    spans = top_self_time(trace, top)
+    rows: list[list[Any]] = [
         [span.name, Text(span.service, style=colours.get(span.service, "")), _ms(ns), _ms(span.duration_ns)]
-        for span, ns in top_self_time(trace, top)
+        for span, ns in spans
     ]
     columns = [_Col("span", name=True), _Col("service", 3, name=True), _Col("self"), _Col("total", 1)]
     if profiles:
-        for row, (span, _ns) in zip(rows, top_self_time(trace, top), strict=True):
+        for row, (span, _ns) in zip(rows, spans, strict=True):
             found = hottest(profiles, {span.span_id})
             row.append(", ".join(f"{name.split(' (', 1)[0]} {n}" for name, n in found))
         columns.append(_Col("hottest functions (cpu samples)", 2, name=True))
