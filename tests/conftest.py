@@ -125,6 +125,19 @@ def by_name(trace: Trace, predicate: Callable[[Span], bool]) -> list[Span]:
     return [s for s in trace.spans if predicate(s)]
 
 
+WALRUS_SPIN = """
+import time
+
+def walrus_spin(seconds):
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+    return x
+"""
+"""A CPU-bound function with a name no library has, for the profiling tests to find."""
+
+
 def one(trace: Trace, predicate: Callable[[Span], bool]) -> Span:
     found = by_name(trace, predicate)
     assert len(found) == 1, f"expected one span, found {found} in {trace.spans}"

@@ -14,18 +14,11 @@ import pytest
 from otel_run.analyse._stacks import load_profiles, select_spans, stacks
 from otel_run.store._profiles import profile_paths, read_profile
 from otel_run.store._store import Store
-from tests.conftest import OTEL_RUN, PYTHON, Runner, one
+from tests.conftest import OTEL_RUN, PYTHON, WALRUS_SPIN, Runner, one
 
-CHILD_SPIN = textwrap.dedent(
+CHILD_SPIN = WALRUS_SPIN + textwrap.dedent(
     """
-    import subprocess, sys, time
-
-    def walrus_spin(seconds):
-        end = time.perf_counter() + seconds
-        x = 0
-        while time.perf_counter() < end:
-            x += 1
-        return x
+    import subprocess, sys
 
     if len(sys.argv) > 1:
         walrus_spin(1.5)

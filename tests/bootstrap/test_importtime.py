@@ -32,9 +32,9 @@ def _plant(root: Path, files: dict[str, str]) -> None:
         path.write_text(text)
 
 
-def runner_cmd(runner: Runner) -> list[str]:
-    """otel-run, quiet (run in the test's directory: the planted modules are found from there)."""
-    return [OTEL_RUN, "-q"]
+def _traced(runner: Runner, cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``otel-run -q ARGS`` in ``cwd`` (the test's directory: the planted modules are found from there)."""
+    return subprocess.run([OTEL_RUN, "-q", *args], cwd=cwd, env=runner.env(), capture_output=True, timeout=120)
 
 
 def _imports(trace: Trace) -> dict[str, Span]:
@@ -43,10 +43,7 @@ def _imports(trace: Trace) -> dict[str, Span]:
 
 def test_a_slow_import_in_a_child_is_a_span_under_its_process(runner: Runner, tmp_path: Path) -> None:
     _plant(tmp_path, {**SLOW_PACKAGE, "parent.py": PARENT, "child.py": CHILD})
-    result = subprocess.run(
-        [*runner_cmd(runner), "--profile", "imports", "--", PYTHON, "parent.py"],
-        cwd=tmp_path, env=runner.env(), capture_output=True, timeout=120,
-    )  # fmt: skip
+    result = _traced(runner, tmp_path, "--profile", "imports", "--", PYTHON, "parent.py")
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"imported\n"
     _, trace = runner.last()
@@ -75,10 +72,7 @@ def test_a_slow_import_in_a_child_is_a_span_under_its_process(runner: Runner, tm
 def test_the_threshold_sums_fast_imports_into_their_parent(runner: Runner, tmp_path: Path) -> None:
     # slowpkg sleeps 200 ms and is over 150 ms on any machine; inner (50 ms) and quick (nothing) are far under it
     _plant(tmp_path, {**SLOW_PACKAGE, "child.py": CHILD})
-    result = subprocess.run(
-        [*runner_cmd(runner), "--profile", "imports", "--import-threshold", "150", "--", PYTHON, "child.py"],
-        cwd=tmp_path, env=runner.env(), capture_output=True, timeout=120,
-    )  # fmt: skip
+    result = _traced(runner, tmp_path, "--profile", "imports", "--import-threshold", "150", "--", PYTHON, "child.py")
     assert result.returncode == 0, result.stderr
     _, trace = runner.last()
     spans = _imports(trace)
@@ -102,10 +96,7 @@ def test_a_failed_imports_traceback_is_unchanged(runner: Runner, tmp_path: Path)
     )
     for program in ("missing.py", "raises.py"):
         bare = subprocess.run([PYTHON, program], cwd=tmp_path, env=runner.env(), capture_output=True, timeout=60)
-        traced = subprocess.run(
-            [*runner_cmd(runner), "--profile", "imports", "--", PYTHON, program],
-            cwd=tmp_path, env=runner.env(), capture_output=True, timeout=120,
-        )  # fmt: skip
+        traced = _traced(runner, tmp_path, "--profile", "imports", "--", PYTHON, program)
         assert bare.returncode == traced.returncode == 1
         assert traced.stderr == bare.stderr  # no frame of the hook in the program's traceback
         assert b"Traceback" in bare.stderr
@@ -126,10 +117,7 @@ THREADED = textwrap.dedent(
 
 def test_an_import_on_a_thread_carries_that_thread(runner: Runner, tmp_path: Path) -> None:
     _plant(tmp_path, {**SLOW_PACKAGE, "threaded.py": THREADED})
-    result = subprocess.run(
-        [*runner_cmd(runner), "--profile", "imports", "--", PYTHON, "threaded.py"],
-        cwd=tmp_path, env=runner.env(), capture_output=True, timeout=120,
-    )  # fmt: skip
+    result = _traced(runner, tmp_path, "--profile", "imports", "--", PYTHON, "threaded.py")
     assert result.returncode == 0, result.stderr
     _, trace = runner.last()
     pkg = _imports(trace)["import slowpkg"]
@@ -155,10 +143,7 @@ SPIN_AT_IMPORT = {
 
 def test_cpu_samples_taken_during_an_import_belong_to_its_span(runner: Runner, tmp_path: Path) -> None:
     _plant(tmp_path, SPIN_AT_IMPORT)
-    result = subprocess.run(
-        [*runner_cmd(runner), "--profile", "cpu,imports", "--", PYTHON, "main.py"],
-        cwd=tmp_path, env=runner.env(), capture_output=True, timeout=120,
-    )  # fmt: skip
+    result = _traced(runner, tmp_path, "--profile", "cpu,imports", "--", PYTHON, "main.py")
     assert result.returncode == 0, result.stderr
     _, trace = runner.last()
     span = _imports(trace)["import spinmod"]

@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 import otel_run
 from otel_run.render._flame import flame_html, speedscope
-from tests.conftest import PYTHON, Runner
+from tests.conftest import PYTHON, WALRUS_SPIN, Runner
 
 HERE = Path(__file__).resolve().parent
 # speedscope's own schema, from its npm package (see speedscope-file-format-schema.LICENSE)
@@ -26,20 +25,7 @@ needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="needs chromium: run `sudo make tools` (or apt-get install -y chromium)"
 )
 
-SPIN = textwrap.dedent(
-    """
-    import time
-
-    def walrus_spin(seconds):
-        end = time.perf_counter() + seconds
-        x = 0
-        while time.perf_counter() < end:
-            x += 1
-        return x
-
-    walrus_spin(1.0)
-    """
-)
+SPIN = WALRUS_SPIN + "walrus_spin(1.0)\n"
 
 # otel-trace reads the package this suite imports (a work tree's, when the venv's editable install is another's)
 SAME_PACKAGE = {"PYTHONPATH": str(Path(otel_run.__file__).resolve().parents[1])}
