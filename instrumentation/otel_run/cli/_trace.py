@@ -200,13 +200,14 @@ def _show(store: Store, args: argparse.Namespace) -> int:
     from otel_run.render._waterfall import render
 
     width = shutil.get_terminal_size((160, 24)).columns  # COLUMNS, else the terminal, else 160
-    profiles = _profiles_if_any(store, trace)
+    profiles = _profiles(store, trace, quiet=True)  # otel-trace profile says what is damaged
     render(trace, run, Console(width=width), max_rows=10**9 if args.all else 60, top=args.top, profiles=profiles)
     return 0
 
 
-def _profiles_if_any(store: Store, trace: Any) -> list[Any]:
-    """The CPU/memory profiles of a run recorded with ``--profile`` (none otherwise: nothing imported)."""
+def _profiles(store: Store, trace: Any, quiet: bool = False) -> list[Any]:
+    """The CPU/memory profiles of a run recorded with ``--profile`` (none otherwise, and nothing imported),
+    converting what the run's end could not convert yet; problems are said unless ``quiet``."""
     from otel_run.store._profiles import raw_dir
 
     if not os.path.isdir(raw_dir(store.root, trace.trace_id)):
@@ -214,22 +215,22 @@ def _profiles_if_any(store: Store, trace: Any) -> list[Any]:
     from otel_run.analyse._attribute import convert
     from otel_run.analyse._stacks import load_profiles
 
-    convert(store.root, trace, wait_s=0)
-    profiles, _warnings = load_profiles(store.root, trace)  # said by otel-trace profile
+    problems = convert(store.root, trace, wait_s=0)
+    profiles, warnings = load_profiles(store.root, trace)
+    if not quiet:
+        for problem in problems:
+            _err(f"otel-trace: warning: {problem}")
+        store.say_warnings(warnings)  # type: ignore[attr-defined]
     return profiles
 
 
 def _profile(store: Store, args: argparse.Namespace) -> int:
-    from otel_run.analyse._attribute import convert
-    from otel_run.analyse._stacks import UNITS, load_profiles, select_spans, stacks
+    from otel_run.analyse._stacks import UNITS, select_spans, stacks
     from otel_run.render import _flame
 
     run = store.find_run(args.run)
     trace = store.load_trace(run.trace_id)
-    for problem in convert(store.root, trace, wait_s=0):  # what the run's end could not convert yet
-        _err(f"otel-trace: warning: {problem}")
-    profiles, warnings = load_profiles(store.root, trace)
-    store.say_warnings(warnings)  # type: ignore[attr-defined]
+    profiles = _profiles(store, trace)
     if not profiles:
         raise StoreError(f"run {run.run_id[:8]} has no profile (record one with otel-run --profile cpu)")
     chosen = select_spans(trace, args.span)
