@@ -10,7 +10,13 @@ the fixture project to a scratch directory; runs
 ``otel-run codeflash optimize foo.py`` there; shows the trace; stops the
 services. Calls to the internet (codeflash's PyPI version check, Sentry) are sent
 to a closed local port, so they fail at once instead of waiting on DNS, and
-still show in the trace for what they cost.
+still show in the trace for what they cost; ``--pypi`` lets the version check
+reach pypi.org, as a user's run does.
+
+``--codeflash EXE`` runs another installation of codeflash (a benchmark's
+patched venv). ``--rtt MS`` puts a delaying relay (:mod:`._rtt`, a stand-in for
+the internet path to app.codeflash.ai) between codeflash and the backend, which
+then listens on free ports behind it.
 
 Every process of the demo writes to one store: ``--store``, else
 ``$OTEL_RUN_STORE``, else the invoking user's default store. It is resolved once,
@@ -38,6 +44,7 @@ from pathlib import Path
 
 from otel_run import _env
 from otel_run._errors import OtelRunError, UsageError
+from otel_run.demo import _rtt
 from otel_run.run._cli import profile_kinds
 from otel_run.store._layout import store_root
 
@@ -81,6 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KINDS",
         help="profile codeflash's processes: cpu, memory, imports, comma-separated (as otel-run --profile)",
     )
+    parser.add_argument(
+        "--codeflash",
+        metavar="EXE",
+        help="the codeflash executable to run (default: the one installed next to otel-demo)",
+    )
+    parser.add_argument(
+        "--pypi",
+        action="store_true",
+        help="let codeflash's PyPI version check reach pypi.org (default: a closed local port)",
+    )
+    parser.add_argument(
+        "--rtt",
+        type=_milliseconds,
+        default=0.0,
+        metavar="MS",
+        help="emulate this round-trip time between codeflash and the backend (a delaying relay; default 0: none)",
+    )
+    parser.add_argument(
+        "--rtt-handshakes",
+        type=int,
+        choices=range(4),
+        default=_rtt.DEFAULT_HANDSHAKES,
+        metavar="N",
+        help="round-trips a new connection pays before its first byte, with --rtt (default 2: TCP + TLS 1.3)",
+    )
     parser.add_argument("-l", "--label", default="demo", help="label of the optimize run in the store (default: demo)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy of the project")
     parser.add_argument("-q", "--quiet", action="store_true", help="no trace summary at the end")
@@ -93,8 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         environ = with_store(os.environ, args.store)  # before any child's HOME changes
         project = _project(args.project)
         profile = ",".join(profile_kinds(args.profile, "--profile")) if args.profile else None
+        codeflash = _codeflash(args.codeflash)
+        link = (args.rtt / 1000, args.rtt_handshakes)
         if args.command == "backend":
-            with services(project, args.llm_port, args.latency_scale, environ) as _:
+            with services(project, args.llm_port, args.latency_scale, environ, rtt=link) as _:
                 _say(
                     f"otel-demo: reference backend on :{AI_PORT} (/ai) and :{CFAPI_PORT} (/cfapi), "
                     f"replay LLM on :{args.llm_port}; Ctrl-C stops them"
@@ -102,10 +136,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _wait_for_signal()
             return 0
         store = environ[_env.OTEL_RUN_STORE]
-        with services(project, args.llm_port, args.latency_scale, environ):
+        relays: list[_rtt.Relay] = []
+        with services(project, args.llm_port, args.latency_scale, environ, rtt=link, relays=relays):
             code, run_id = optimize(
-                project, args.script, args.looping_time, environ, label=args.label, keep=args.keep, profile=profile
+                project,
+                args.script,
+                args.looping_time,
+                environ,
+                label=args.label,
+                keep=args.keep,
+                profile=profile,
+                codeflash=codeflash,
+                pypi=args.pypi,
             )
+        if relays and not args.quiet:
+            _say(f"otel-demo: {relays[0].summary()}")
         if run_id is None:
             raise OtelRunError(f"the optimize run is not in the store {store}")
         if not args.quiet:
@@ -126,14 +171,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextmanager
 def services(
-    project: Path, llm_port: int, latency_scale: float, environ: Mapping[str, str], traced: bool = True
+    project: Path,
+    llm_port: int,
+    latency_scale: float,
+    environ: Mapping[str, str],
+    traced: bool = True,
+    rtt: tuple[float, int] = (0.0, _rtt.DEFAULT_HANDSHAKES),
+    relays: list[_rtt.Relay] | None = None,
 ) -> Iterator[Path]:
     """The replay LLM and the reference backend, each under otel-run (or, with
     ``traced=False``, untraced: ``OTEL_SDK_DISABLED=true``), until the block
-    ends. Yields the scratch directory holding the backend's database."""
+    ends. Yields the scratch directory holding the backend's database.
+
+    With ``rtt`` = (seconds, handshakes) above zero the backend listens on free
+    ports and a :class:`~._rtt.Relay` on codeflash's fixed ports adds the
+    round-trip time; the relay is appended to ``relays`` (for its counts)."""
     for port in (AI_PORT, CFAPI_PORT, llm_port):
         if _listening(port):
             raise OtelRunError(f"port {port} is in use (another backend or demo running?)")
+    rtt_s, handshakes = rtt
+    routes = [_rtt.Route(AI_PORT, _free_port()), _rtt.Route(CFAPI_PORT, _free_port())] if rtt_s > 0 else []
+    ai_port, cfapi_port = (routes[0].target_port, routes[1].target_port) if routes else (AI_PORT, CFAPI_PORT)
     work = Path(tempfile.mkdtemp(prefix="otel-demo-services-"))
     env = with_store(environ)
     env[_env.OTEL_RUN_BACKEND_DB] = str(work / "backend.sqlite3")
@@ -141,6 +199,7 @@ def services(
         env[_env.OTEL_SDK_DISABLED] = "true"
     otel_run = [str(BIN / "otel-run"), "-q"] if traced else []
     procs: list[subprocess.Popen[bytes]] = []
+    relay: _rtt.Relay | None = None
     try:
         procs.append(
             _start(
@@ -169,11 +228,22 @@ def services(
                     "otel_run.demo.backend",
                     "--llm-url",
                     f"http://127.0.0.1:{llm_port}/v1",
+                    *("--ai-port", str(ai_port), "--cfapi-port", str(cfapi_port)),
                 ],
                 env,
                 work / "backend.log",
             )
         )
+        if routes:
+            try:
+                relay = _rtt.Relay(routes, rtt_s, handshakes)
+                relay.start()
+            except OSError as exc:
+                raise OtelRunError(
+                    f"--rtt: cannot listen on :{AI_PORT} and :{CFAPI_PORT}: {exc.strerror or exc}"
+                ) from exc
+            if relays is not None:
+                relays.append(relay)
         for url, proc, log in (
             (f"http://127.0.0.1:{llm_port}/health", procs[0], work / "replay.log"),
             (f"http://127.0.0.1:{AI_PORT}/health", procs[1], work / "backend.log"),
@@ -190,6 +260,8 @@ def services(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if relay is not None:
+            relay.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -224,19 +296,22 @@ def optimize(
     label: str = "demo",
     keep: bool = False,
     profile: str | None = None,
+    codeflash: Path | None = None,
+    pypi: bool = False,
 ) -> tuple[int, str | None]:
     """``otel-run codeflash optimize SCRIPT`` in a scratch copy of ``project``;
     returns codeflash's exit status and the run id (None if the store has no
     run from the scratch copy). The run goes to the store ``environ`` names,
-    not to one under the scratch ``HOME``."""
+    not to one under the scratch ``HOME``. ``codeflash``: the executable
+    (default: the one next to otel-demo); ``pypi``: see :func:`codeflash_environment`."""
     with scratch_copy(project, keep) as (workdir, home):
-        env = codeflash_environment(environ, home, looping_time)
+        env = codeflash_environment(environ, home, looping_time, pypi=pypi)
         store = env[_env.OTEL_RUN_STORE]
         result = subprocess.run(
             [
                 *(str(BIN / "otel-run"), "--store", store, "-l", label),
                 *(("--profile", profile) if profile else ()),
-                *("--", str(BIN / "codeflash"), "optimize", script),
+                *("--", str(codeflash or BIN / "codeflash"), "optimize", script),
             ],
             cwd=workdir,
             env=env,
@@ -274,9 +349,12 @@ def with_store(environ: Mapping[str, str], override: str | None = None) -> dict[
     return env
 
 
-def codeflash_environment(environ: Mapping[str, str], home: Path, looping_time: float) -> dict[str, str]:
+def codeflash_environment(
+    environ: Mapping[str, str], home: Path, looping_time: float, pypi: bool = False
+) -> dict[str, str]:
     """codeflash's environment: the demo's API key and local servers, and
-    ``home`` as ``HOME``; the store stays the one ``environ`` names."""
+    ``home`` as ``HOME``; the store stays the one ``environ`` names. Other
+    hosts go to a closed port; with ``pypi``, pypi.org is reached directly."""
     env = with_store(environ)
     env.update(
         CODEFLASH_API_KEY=DEMO_KEY,
@@ -286,7 +364,7 @@ def codeflash_environment(environ: Mapping[str, str], home: Path, looping_time: 
         HOME=str(home),  # codeflash writes the API key into ~/.bashrc
         HTTPS_PROXY=CLOSED_PORT_PROXY,
         HTTP_PROXY=CLOSED_PORT_PROXY,
-        NO_PROXY="localhost,127.0.0.1",
+        NO_PROXY="localhost,127.0.0.1" + (",pypi.org" if pypi else ""),
     )
     for name in ("CI", "GITHUB_ACTIONS"):  # CI doubles codeflash's noise floor and skips its call graph
         env.pop(name, None)
@@ -321,6 +399,31 @@ def _project(path: str | None) -> Path:
     if not (project / "cassettes").is_dir():
         raise OtelRunError(f"{project} has no cassettes/ directory for the replay LLM server")
     return project
+
+
+def _codeflash(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    exe = Path(path).expanduser().absolute()
+    if not (exe.is_file() and os.access(exe, os.X_OK)):
+        raise OtelRunError(f"--codeflash: {path} is not an executable file")
+    return exe
+
+
+def _milliseconds(value: str) -> float:
+    try:
+        ms = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {value!r}") from None
+    if not ms >= 0 or ms == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more milliseconds, not {value!r}")
+    return ms
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _listening(port: int) -> bool:
