@@ -72,7 +72,9 @@ def test_the_demo_path_writes_its_run_to_the_invoking_users_default_store(
     seen: list[Mapping[str, str]] = []
 
     @contextmanager
-    def no_services(project: Path, llm_port: int, latency_scale: float, environ: Mapping[str, str]) -> Iterator[Path]:
+    def no_services(
+        project: Path, llm_port: int, latency_scale: float, environ: Mapping[str, str], **_: object
+    ) -> Iterator[Path]:
         seen.append(dict(environ))
         yield tmp_path
 
@@ -101,7 +103,7 @@ def test_a_run_missing_from_the_store_is_a_one_line_error(
     user_without_store(monkeypatch, tmp_path)
 
     @contextmanager
-    def no_services(*args: object) -> Iterator[Path]:
+    def no_services(*args: object, **kwargs: object) -> Iterator[Path]:
         yield tmp_path
 
     monkeypatch.setattr(_cli, "services", no_services)
