@@ -45,8 +45,8 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> Runner:
     return runner
 
 
-def _dump_dom(page: Path, tmp_path: Path) -> str:
-    """The DOM of ``page`` once loaded in headless chromium, serialised."""
+def _dump_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
+    """The DOM of ``page`` (at ``fragment``) once loaded in headless chromium, serialised."""
     assert CHROMIUM is not None
     done = subprocess.run(
         [
@@ -57,7 +57,7 @@ def _dump_dom(page: Path, tmp_path: Path) -> str:
             f"--user-data-dir={tmp_path / 'chromium'}",
             "--window-size=1200,700",
             "--dump-dom",
-            page.as_uri(),
+            page.as_uri() + fragment,
         ],
         capture_output=True,
         text=True,
@@ -136,6 +136,21 @@ def test_hover_tells_value_and_share_a_click_zooms_search_highlights(tmp_path: P
     assert "other (lib/other.py)" not in zoomed
     assert out["hitsZoomed"] == 0
     assert out["hits"] == ["other (lib/other.py)"] and out["match"] == "matched 25 samples (25.0%)"
+
+
+@needs_chromium
+def test_a_search_in_the_address_is_highlighted_when_the_page_opens(tmp_path: Path) -> None:
+    stacks = [
+        (("svc", "main (app/main.py)", "walrus_spin (app/spin.py)"), 75),
+        (("svc", "main (app/main.py)", "other (lib/other.py)"), 25),
+    ]
+    page = tmp_path / "flame.html"
+    page.write_text(flame_html(stacks, "cpu", "samples"))
+    dom = _dump_dom(page, tmp_path, fragment="#search=OTHER")
+    hits = [label for cls, _, label in _frames(dom) if "hit" in cls.split()]
+    assert hits == ["other (lib/other.py)"]
+    assert '<span id="match">matched 25 samples (25.0%)</span>' in dom
+    assert not [cls for cls, *_ in _frames(_dump_dom(page, tmp_path)) if "hit" in cls.split()]  # none without it
 
 
 HOSTILE = '</script><script>document.body.dataset.pwned=1</script><img src=x onerror="document.body.dataset.pwned=2">'

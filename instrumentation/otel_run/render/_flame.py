@@ -66,8 +66,9 @@ def flame_html(stacks: Stacks, title: str, unit: str) -> str:
     children below it sorted by name. Hover tells value, % of the total and
     self value; a click zooms into a frame (its ancestors stay, full width, to
     zoom back out; Esc resets); the search box highlights matching frames and
-    says what share of the samples they hold. Colours are by package: the
-    folder of the frame's ``(folder/file.py)``.
+    says what share of the samples they hold; ``page.html#search=TEXT`` opens
+    it with TEXT searched (for a link, or a screenshot by a headless browser).
+    Colours are by package: the folder of the frame's ``(folder/file.py)``.
 
     The tree travels as JSON in a ``<script type="application/json">`` (every
     ``<`` written ``\\u003c``, so no label can close it) and the page's script
@@ -205,6 +206,7 @@ g.addEventListener('click',ev=>{const n=frame(ev);if(n){zoom=n;draw()}});
 $('reset').onclick=()=>{zoom=root;draw()};$('flip').onchange=draw;q.oninput=search;
 addEventListener('keydown',ev=>{if(ev.key==='Escape'){zoom=root;q.value='';draw()}});
 let pending=0;addEventListener('resize',()=>{cancelAnimationFrame(pending);pending=requestAnimationFrame(draw)});
+const preset=new URLSearchParams(location.hash.slice(1)).get('search');if(preset)q.value=preset;
 draw()})();
 </script></body></html>
 """
