@@ -3,7 +3,8 @@
     python bench/case_study.py setup                    # one venv per variant under --work
     python bench/case_study.py measure [--rounds N]     # (a) codeflash --version, (b) pytest --co, (c) optimize
     python bench/case_study.py rtt [--rtt MS]           # (c) behind an emulated RTT (otel-demo --rtt)
-    python bench/case_study.py profile                  # one profiled optimize per side, for the flame graphs
+    python bench/case_study.py profile [--rounds N]     # optimize with --profile cpu,imports: functions, flame graphs
+    python bench/case_study.py flames                   # flame graphs (html, png) of untouched and all
     python bench/case_study.py report                   # span-diffs -> results/case_study/
 
 A *variant* is a venv with codeflash 0.20.6 and codeflash-benchmark 0.3.0 installed from one
@@ -51,13 +52,14 @@ TITLES = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/case_study.py", description=__doc__.split("\n")[0])
-    parser.add_argument("phase", choices=("setup", "measure", "rtt", "profile", "report"))
+    parser.add_argument("phase", choices=("setup", "measure", "rtt", "profile", "flames", "report"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/otel-run-case-study"), help="venvs and wheelhouse")
     parser.add_argument("--store", type=Path, help="otel-run store (default: WORK/store)")
     parser.add_argument("--variants", help="comma-separated (default: untouched, each patch, all)")
     parser.add_argument("--only", default=",".join(MEASUREMENTS), help="measure: which of version,collect,optimize")
     parser.add_argument("--rounds", type=int, default=5, help="measure/rtt: interleaved rounds (default 5)")
     parser.add_argument("--runs", type=int, default=5, help="runs per round of version and collect (default 5)")
+    parser.add_argument("--set", default="", help="measure: name of a second optimize set (labels ...-optimize-SET)")
     parser.add_argument("--rtt", type=float, default=50.0, help="rtt: emulated round-trip time, ms (default 50)")
     args = parser.parse_args(argv)
     store = args.store or args.work / "store"
@@ -67,15 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in variants:
             setup_variant(args.work, name, env)
     elif args.phase == "measure":
-        measure(args.work, store, variants, args.only.split(","), args.rounds, args.runs, env)
+        measure(args.work, store, variants, args.only.split(","), args.rounds, args.runs, env, args.set)
     elif args.phase == "rtt":
         rtt_variants = args.variants.split(",") if args.variants else ["untouched", "0002", "all"]
         for round_no, name in rotated(rtt_variants, args.rounds + 1):
             label = f"cs-{name}-optimize-rtt{args.rtt:g}" if round_no else f"cs-warmup-{name}-rtt"
             optimize(args.work, store, name, label, env, "--rtt", f"{args.rtt:g}")
-    elif args.phase == "profile":
-        for name in ("untouched", "all"):
+    elif args.phase == "profile":  # profiled runs apart from the timed ones: the profilers cost time
+        for _, name in rotated(variants, args.rounds):
             optimize(args.work, store, name, f"cs-{name}-profile", env, "--profile", "cpu,imports")
+    elif args.phase == "flames":
+        flames(store)
     else:
         report(store, variants, args.rtt)
     return 0
@@ -148,7 +152,14 @@ def base_python() -> str:
 
 
 def measure(
-    work: Path, store: Path, variants: list[str], only: list[str], rounds: int, runs: int, env: dict[str, str]
+    work: Path,
+    store: Path,
+    variants: list[str],
+    only: list[str],
+    rounds: int,
+    runs: int,
+    env: dict[str, str],
+    set_name: str = "",
 ) -> None:
     for what in only:
         if what not in MEASUREMENTS:
@@ -164,7 +175,7 @@ def measure(
                 series(store, f"cs-{name}-collect", command, runs, warmup, env, cwd=FIXTURE)
     if "optimize" in only:
         for round_no, name in rotated(variants, rounds + 1):
-            label = f"cs-{name}-optimize" if round_no else f"cs-warmup-{name}"
+            label = f"cs-{name}-optimize{set_name and '-' + set_name}" if round_no else f"cs-warmup-{name}"
             optimize(work, store, name, label, env)
 
 
@@ -195,7 +206,8 @@ def rotated(variants: list[str], rounds: int) -> Iterator[tuple[int, str]]:
 def report(store: Path, variants: list[str], rtt: float) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows: list[str] = []
-    comparisons = [(what, what) for what in MEASUREMENTS] + [(f"optimize-rtt{rtt:g}", "optimize")]
+    comparisons = [(what, what) for what in MEASUREMENTS]
+    comparisons += [("optimize-b", "optimize"), (f"optimize-rtt{rtt:g}", "optimize")]
     for suffix, what in comparisons:
         before = f"cs-untouched-{suffix}"
         for name in variants:
@@ -207,8 +219,10 @@ def report(store: Path, variants: list[str], rtt: float) -> None:
             data = json.loads(diff(store, before, after, "json"))
             root = data["root"] or {}
             rows.append(e2e_row(suffix, name, root, data))
-            if what == "optimize" and suffix == what:
-                diff(store, before, after, "md", RESULTS / f"{stem}-functions.md", "--functions", check=False)
+            if what == "optimize" and suffix == what and has_label(store, f"cs-{name}-profile"):
+                functions = RESULTS / f"{stem}-functions.md"
+                diff(store, "cs-untouched-profile", f"cs-{name}-profile", "md", functions, "--functions")
+                diff(store, "cs-untouched-profile", f"cs-{name}-profile", "md", RESULTS / f"profile-{name}.md")
     head = (
         "| command | variant | runs | before | after | change | 95% CI | p |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
     )
@@ -237,7 +251,12 @@ def e2e_row(suffix: str, name: str, root: dict[str, object], data: dict[str, obj
     p = root.get("p_value")
     p_text = "<0.001" if isinstance(p, float) and p < 0.001 else (f"{p:.3f}" if isinstance(p, float) else "–")
     link = f"[{name}]({suffix}-{name}.md)"
-    title = TITLES.get(suffix, f"{TITLES['optimize']}, emulated RTT {suffix.removeprefix('optimize-rtt')} ms")
+    if suffix in TITLES:
+        title = TITLES[suffix]
+    elif suffix.startswith("optimize-rtt"):
+        title = f"{TITLES['optimize']}, emulated RTT {suffix.removeprefix('optimize-rtt')} ms"
+    else:
+        title = f"{TITLES['optimize']}, set {suffix.removeprefix('optimize-')}"
     medians = f"{ms(root.get('before_median_ms'))} | {ms(root.get('after_median_ms'))}"
     return f"| {title} | {link} | {runs} | {medians} | {change} | {ci} | {p_text} |"
 
@@ -246,10 +265,14 @@ def _count(side: object) -> object:
     return side.get("runs", "?") if isinstance(side, dict) else "?"
 
 
+# each side runs its own venv: the paths in span names (jedi's subprocess) say which
+NORMALIZE = ("--normalize", r"venv-[0-9a-z]+")
+
+
 def diff(
     store: Path, before: str, after: str, fmt: str, out: Path | None = None, *extra: str, check: bool = True
 ) -> str:
-    command = [str(BIN / "span-diff"), "--store", str(store), "--format", fmt, *extra, before, after]
+    command = [str(BIN / "span-diff"), "--store", str(store), "--format", fmt, *NORMALIZE, *extra, before, after]
     if out:
         command += ["-o", str(out)]
     done = subprocess.run(command, env=clean_env(), capture_output=True, text=True, check=False)
@@ -267,6 +290,50 @@ def has_label(store: Path, label: str) -> bool:
         check=False,
     )
     return listed.returncode == 0 and label in listed.stdout
+
+
+# ----------------------------------------------------------------- flames
+
+# (file stem, otel-trace profile arguments, what the screenshot searches for)
+FLAMES = (
+    ("optimize", [], "functions_to_optimize"),
+    ("run_tests", ["--span", "codeflash.run_tests"], "functions_to_optimize"),
+)
+
+
+def flames(store: Path) -> None:
+    """The CPU flame graph of the first profiled optimize of each side, as the page otel-trace
+    makes and as a PNG of it drawn by headless chromium, with the search preset in the address."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for side in ("untouched", "all"):
+        run_id = first_run(store, f"cs-{side}-profile")
+        for stem, extra, search in FLAMES:
+            page = RESULTS / f"flame-{stem}-{side}.html"
+            command = [str(BIN / "otel-trace"), "--store", str(store), "profile", run_id, *extra]
+            run([*command, "--format", "html", "-o", str(page)], clean_env())
+            if chromium is None:
+                print("case_study: no chromium (make tools): no PNG", file=sys.stderr)
+                continue
+            shot = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+            shot += [f"--user-data-dir={page.parent / '.chromium'}", "--window-size=1600,1000"]
+            shot += [f"--screenshot={page.with_suffix('.png')}", page.as_uri() + f"#search={search}"]
+            run(shot, clean_env())
+    shutil.rmtree(RESULTS / ".chromium", ignore_errors=True)
+
+
+def first_run(store: Path, label: str) -> str:
+    listed = subprocess.run(
+        [str(BIN / "otel-trace"), "--store", str(store), "list", "--label", label, "-n", "0", "--format", "json"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    runs = sorted(json.loads(listed.stdout), key=lambda r: r["start_ns"] if "start_ns" in r else r["end_ns"])
+    if not runs:
+        raise SystemExit(f"case_study: no run labelled {label} (run the profile phase first)")
+    return str(runs[0]["run_id"])
 
 
 # ----------------------------------------------------------------- helpers
