@@ -222,7 +222,6 @@ def report(store: Path, variants: list[str], rtt: float) -> None:
             if what == "optimize" and suffix == what and has_label(store, f"cs-{name}-profile"):
                 functions = RESULTS / f"{stem}-functions.md"
                 diff(store, "cs-untouched-profile", f"cs-{name}-profile", "md", functions, "--functions")
-                diff(store, "cs-untouched-profile", f"cs-{name}-profile", "md", RESULTS / f"profile-{name}.md")
     head = (
         "| command | variant | runs | before | after | change | 95% CI | p |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
     )
