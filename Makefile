@@ -19,7 +19,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip
-	$(BIN)/python -m pip install -q -e '.[test,demo,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,demo,bench,vm]'
 	@touch $@
 
 demo: setup
@@ -35,11 +35,12 @@ engine:
 	@if [ "$$(id -u)" -eq 0 ]; then bench/container/setup-engine; fi
 
 # Debian's strace (the process counts are checked against strace -f), tmux (otel-trace show is
-# rendered in a real terminal) and chromium (the flame graph page is drawn by a real browser), when
+# rendered in a real terminal), chromium (the flame graph page is drawn by a real browser) and
+# cloud-init (`cloud-init schema` checks infra/cloud-init.yaml), when
 # missing. Needs root; otherwise those tests skip, naming it.
 tools:
-	@if [ "$$(id -u)" -eq 0 ] && ! (command -v strace && command -v tmux && command -v chromium) >/dev/null 2>&1; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace tmux chromium; fi
+	@if [ "$$(id -u)" -eq 0 ] && ! (command -v strace && command -v tmux && command -v chromium && command -v cloud-init) >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace tmux chromium cloud-init; fi
 
 test: setup engine tools
 	$(BIN)/ruff check .

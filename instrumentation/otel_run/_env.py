@@ -115,6 +115,17 @@ otel-run's own variables:
     process span is named after it (its command line is the same for all).
 ``XDG_DATA_HOME`` / ``HOME``
     Locate the default store.
+``XDG_CONFIG_HOME``
+    ``otel-vm``'s state directory is ``$XDG_CONFIG_HOME/otel-run/vm/GROUP`` (default
+    ``~/.config/…``): the VM's address, its known-hosts file, the collector token and
+    Grafana password (0600).
+``AZURE_SUBSCRIPTION_ID``
+    The Azure subscription ``otel-vm`` works in when ``--subscription`` is not given.
+    The credentials are ``azure-identity``'s ``DefaultAzureCredential``: ``AZURE_CLIENT_ID``,
+    ``AZURE_TENANT_ID``, ``AZURE_CLIENT_SECRET``, … are read by that library, not by otel-vm.
+``OTEL_RUN_VM_SSH``
+    The OpenSSH client ``otel-vm`` runs for ``ssh``, ``run``, ``fetch``, ``tunnel`` and the
+    wait for cloud-init (default ``ssh`` on PATH).
 ``COLUMNS``
     Width of ``otel-trace`` tables when stdout is not a terminal (default 160;
     read through :func:`shutil.get_terminal_size`).
@@ -173,6 +184,9 @@ GITHUB_SHA = "GITHUB_SHA"
 
 PYTEST_XDIST_WORKER = "PYTEST_XDIST_WORKER"
 XDG_DATA_HOME = "XDG_DATA_HOME"
+XDG_CONFIG_HOME = "XDG_CONFIG_HOME"
+AZURE_SUBSCRIPTION_ID = "AZURE_SUBSCRIPTION_ID"
+OTEL_RUN_VM_SSH = "OTEL_RUN_VM_SSH"
 COLUMNS = "COLUMNS"
 OPENAI_API_KEY = "OPENAI_API_KEY"
 HOME = "HOME"

@@ -1,0 +1,209 @@
+"""The VM over SSH: ``ssh``, ``run``, ``fetch``, ``tunnel``, and waiting for cloud-init's marker.
+
+Everything goes through the OpenSSH client (``$OTEL_RUN_VM_SSH``, default ``ssh``) with the key
+given at create and a known-hosts file of this VM's own (``accept-new``: the first connection
+records the host key, a changed key is refused). Nothing but port 22 is open on the VM: Grafana
+and the collector are forwarded from the VM's loopback to this machine's (``tunnel``).
+
+``fetch`` streams the VM's store (``~/.local/share/otel-run``) and ``/opt/otel-run/results`` as tar
+over SSH, extracts them with tarfile's ``data`` filter (no absolute paths, links out or devices),
+and merges the finished runs into the local store: trace files it lacks, index records of runs it
+does not have. A run still running on the VM is left for the next fetch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from otel_run import _env
+from otel_run._errors import OtelRunError
+from otel_run.store import _layout
+
+REMOTE_STORE = ".local/share/otel-run"  # the default store of the VM's user, relative to its home
+REMOTE_PROJECT = "/opt/otel-run"  # where cloud-init checked the project out
+READY = "/var/lib/otel-run/ready"
+FAILED = "/var/lib/otel-run/failed"
+FORWARDS = (("Grafana", 13000, 3000), ("collector OTLP/gRPC", 14317, 4317), ("collector OTLP/HTTP", 14318, 4318))
+
+
+class RemoteError(OtelRunError):
+    """The VM could not be reached or a remote step failed; one line."""
+
+
+class Ssh:
+    """How to reach the VM: address, user, key, and this VM's known-hosts file."""
+
+    def __init__(self, address: str, user: str, key: Path, known_hosts: Path, environ: Mapping[str, str]) -> None:
+        if not address:
+            raise RemoteError("the VM has no public address on record (`otel-vm status` refreshes it)")
+        self.address = address
+        self.user = user
+        self.key = key
+        self.known_hosts = known_hosts
+        self.client = environ.get(_env.OTEL_RUN_VM_SSH) or "ssh"
+        self.environ = dict(environ)  # ssh's own (SSH_AUTH_SOCK, …): the caller's
+
+    def argv(self, *extra: str, remote: Sequence[str] = ()) -> list[str]:
+        """The ssh command line: options, ``extra`` ssh flags, the host, the remote command."""
+        options = [
+            "-i",
+            str(self.key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "ConnectTimeout=15",
+        ]
+        return [self.client, *options, *extra, f"{self.user}@{self.address}", *remote]
+
+    def run(self, command: Sequence[str], tty: bool = False) -> int:
+        """Run ``command`` on the VM (in the project's checkout); its exit status."""
+        remote = ["cd", REMOTE_PROJECT, "&&", shlex.join(command)] if command else []
+        try:
+            argv = self.argv(*(["-t"] if tty else []), remote=remote)
+            return subprocess.run(argv, env=self.environ, check=False).returncode
+        except FileNotFoundError:
+            raise RemoteError(f"no ssh client {self.client!r} on PATH (install openssh-client)") from None
+
+    def output(self, remote: Sequence[str], timeout: float = 120) -> bytes:
+        try:
+            done = subprocess.run(
+                self.argv("-o", "BatchMode=yes", remote=remote),
+                capture_output=True,
+                timeout=timeout,
+                env=self.environ,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise RemoteError(f"no ssh client {self.client!r} on PATH (install openssh-client)") from None
+        except subprocess.TimeoutExpired:
+            raise RemoteError(f"ssh {self.user}@{self.address}: no answer in {timeout:.0f} s") from None
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip().splitlines()
+            raise RemoteError(
+                f"ssh {self.user}@{self.address}: exit {done.returncode}: {reason[-1] if reason else 'no output'}"
+            )
+        return done.stdout
+
+    def wait_ready(self, timeout_s: float, progress: Callable[[str], None]) -> str:
+        """Wait for cloud-init's ready marker; returns the commit it holds."""
+        started = time.monotonic()
+        check = f"cat {READY} 2>/dev/null || {{ test -f {FAILED} && cat {FAILED} && exit 3; }} || exit 2"
+        last = ""
+        while time.monotonic() - started < timeout_s:
+            done = subprocess.run(
+                self.argv("-o", "BatchMode=yes", remote=["sh", "-c", shlex.quote(check)]),
+                capture_output=True,
+                env=self.environ,
+                check=False,
+            )
+            if done.returncode == 0:
+                return done.stdout.decode(errors="replace").strip()
+            if done.returncode == 3:
+                tail = done.stdout.decode(errors="replace").strip().splitlines()
+                raise RemoteError(f"cloud-init failed on the VM: {tail[-1] if tail else '?'} (see {FAILED})")
+            state = "provisioning" if done.returncode == 2 else "not reachable yet"
+            if state != last:
+                progress(f"waiting for the VM ({state}) …")
+                last = state
+            time.sleep(10)
+        raise RemoteError(f"the VM was not ready after {timeout_s / 60:.0f} minutes (`otel-vm ssh` to look)")
+
+    def tunnel_argv(self) -> list[str]:
+        forwards: list[str] = []
+        for _, local, remote in FORWARDS:
+            forwards += ["-L", f"127.0.0.1:{local}:127.0.0.1:{remote}"]
+        return self.argv("-N", "-o", "ExitOnForwardFailure=yes", *forwards)
+
+
+def fetch(ssh: Ssh, store: str, results: Path) -> tuple[int, int]:
+    """Copy the VM's store into ``store`` and its results/ into ``results``.
+
+    Returns:
+        (runs added, runs left because they are still running on the VM).
+    """
+    with tempfile.TemporaryDirectory(prefix="otel-vm-fetch-") as tmp:
+        staging = Path(tmp)
+        archive = ssh.output(
+            ["tar", "-C", REMOTE_STORE, "-cf", "-", "--ignore-failed-read", _layout.INDEX, _layout.TRACES],
+            timeout=1800,
+        )
+        _extract(archive, staging / "store")
+        added, running = merge_store(str(staging / "store"), store)
+        archive = ssh.output(["tar", "-C", REMOTE_PROJECT, "-cf", "-", "results"], timeout=600)
+        _extract(archive, staging / "project")
+        if (staging / "project" / "results").is_dir():
+            shutil.copytree(staging / "project" / "results", results, dirs_exist_ok=True)
+    return added, running
+
+
+def merge_store(source: str, target: str) -> tuple[int, int]:
+    """Add to ``target`` the finished runs of ``source`` it does not have (index records + traces)."""
+    records: dict[str, list[bytes]] = {}
+    ended: set[str] = set()
+    traces: dict[str, str] = {}
+    index = _layout.index_path(source)
+    if os.path.exists(index):
+        with open(index, "rb") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a torn line damages only itself
+                if not isinstance(record, dict) or not isinstance(record.get("run_id"), str):
+                    continue
+                run_id = record["run_id"]
+                records.setdefault(run_id, []).append(line.rstrip(b"\n"))
+                if record.get("event") == "end":
+                    ended.add(run_id)
+                if isinstance(record.get("trace_id"), str):
+                    traces[run_id] = record["trace_id"]
+    have: set[str] = set()
+    target_index = _layout.index_path(target)
+    if os.path.exists(target_index):
+        with open(target_index, "rb") as f:
+            for line in f:
+                try:
+                    have.add(json.loads(line).get("run_id"))
+                except (ValueError, AttributeError):
+                    continue
+    _layout.create_store(target)
+    added = 0
+    for run_id, lines in records.items():
+        if run_id in have or run_id not in ended:
+            continue
+        trace_id = traces.get(run_id)
+        if trace_id:
+            src, dst = _layout.trace_path(source, trace_id), _layout.trace_path(target, trace_id)
+            if os.path.exists(src) and not os.path.exists(dst):
+                fd = _layout.open_private(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+                    shutil.copyfileobj(f, out)
+        for line in lines:
+            _layout.append_line(target_index, line)
+        added += 1
+    return added, len([r for r in records if r not in ended and r not in have])
+
+
+def _extract(archive: bytes, into: Path) -> None:
+    into.mkdir(parents=True, exist_ok=True)
+    if not archive:
+        return
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
+            tar.extractall(into, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise RemoteError(f"fetch: the VM sent an archive that cannot be unpacked: {exc}") from exc
