@@ -112,3 +112,26 @@ def test_datasources_are_provisioned_and_linked_both_ways() -> None:
     dashboards = yaml.safe_load((provisioning / "dashboards" / "dashboards.yaml").read_text())
     [provider] = dashboards["providers"]
     assert provider["type"] == "file" and provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_vm_overlay_adds_tls_and_the_token_and_publishes_nothing() -> None:
+    from jsonschema import Draft201909Validator
+
+    overlay = yaml.safe_load((REPO / "docker-compose.vm.yml").read_text())
+    Draft201909Validator(_schema()).validate(overlay)
+    [collector] = overlay["services"].values()
+    assert set(overlay["services"]) == {"collector"}
+    assert "ports" not in collector  # the base file's loopback-only ports stay the only ones
+    assert collector["command"] == [
+        "--config=/etc/otelcol-contrib/config.yaml",
+        "--config=/etc/otelcol-contrib/vm.yaml",
+    ]
+    assert collector["environment"]["OTEL_RUN_COLLECTOR_TOKEN"].startswith("${OTEL_RUN_COLLECTOR_TOKEN:?")
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in collector["volumes"]}
+    assert mounts["/etc/otelcol-contrib/vm.yaml"] == "./collector/vm.yaml" and (REPO / "collector" / "vm.yaml").exists()
+    assert mounts["/etc/otelcol/tls"] == "/etc/otelcol/tls"
+    vm = yaml.safe_load((REPO / "collector" / "vm.yaml").read_text())
+    for protocol in ("grpc", "http"):
+        receiver = vm["receivers"]["otlp"]["protocols"][protocol]
+        assert receiver["tls"]["cert_file"] == "/etc/otelcol/tls/cert.pem"  # made on the VM by cloud-init
+        assert receiver["auth"]["authenticator"] == "bearertokenauth/receivers"

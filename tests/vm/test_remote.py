@@ -1,0 +1,158 @@
+"""otel-vm's SSH commands (run, fetch, tunnel, the wait for cloud-init) against a stand-in VM.
+
+The stand-in is an ``ssh`` client (``$OTEL_RUN_VM_SSH``) that stands in for OpenSSH and the VM
+at once: it records its arguments, then runs the remote command the way sshd does (``sh -c`` of
+the arguments joined by spaces) in a directory that plays the VM's filesystem (its ``/opt/otel-run``,
+``/var/lib/otel-run`` and the user's home). The remote commands themselves (tar, cat, the
+benchmark) are real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from otel_run.vm import _cli
+
+ADDRESS = "203.0.113.10"
+OTEL_RUN = Path(sys.executable).with_name("otel-run")
+OTEL_TRACE = Path(sys.executable).with_name("otel-trace")
+
+FAKE_SSH = textwrap.dedent(
+    """\
+    #!{python}
+    import json, os, subprocess, sys
+    root = os.environ["FAKE_VM_ROOT"]
+    args = sys.argv[1:]
+    with open(os.path.join(root, "ssh-argv.jsonl"), "a") as f:
+        f.write(json.dumps(args) + "\\n")
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] in ("-i", "-o", "-L") else 1
+    host, remote = args[i], args[i + 1:]
+    if not remote:
+        sys.exit(0)  # a session or a tunnel: nothing to run here
+    command = " ".join(remote)
+    for path in ("/opt/otel-run", "/var/lib/otel-run"):
+        command = command.replace(path, root + path)
+    home = os.path.join(root, "home")
+    sys.exit(subprocess.run(["sh", "-c", command], cwd=home, env={{**os.environ, "HOME": home}}).returncode)
+    """
+)
+
+
+@pytest.fixture
+def vm(tmp_path: Path) -> dict[str, str]:
+    """A stand-in VM and a local user who created it (vm.json with its address, a key)."""
+    root = tmp_path / "vm"
+    for d in ("home/.local/share", "opt/otel-run/results", "var/lib/otel-run"):
+        (root / d).mkdir(parents=True)
+    ssh = tmp_path / "fake-ssh"
+    ssh.write_text(FAKE_SSH.format(python=sys.executable))
+    ssh.chmod(0o755)
+    home = tmp_path / "me"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey me@laptop\n")
+    state = home / ".config" / "otel-run" / "vm" / "otel-run-bench"
+    state.mkdir(parents=True)
+    (state / "vm.json").write_text(json.dumps({"address": ADDRESS}))
+    (state / "collector-token").write_text("tok3n\n")
+    return {
+        "HOME": str(home),
+        "PATH": os.environ.get("PATH", ""),
+        "OTEL_RUN_VM_SSH": str(ssh),
+        "FAKE_VM_ROOT": str(root),
+        "XDG_DATA_HOME": str(home / "data"),
+    }
+
+
+def _argv(env: dict[str, str]) -> list[list[str]]:
+    path = Path(env["FAKE_VM_ROOT"]) / "ssh-argv.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_runs_in_the_checkout_and_returns_the_remote_exit_status(
+    vm: dict[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    code = _cli.main(["run", "--", "sh", "-c", "pwd; echo to-stderr >&2; exit 7"], environ=vm)
+    out, err = capfd.readouterr()
+    assert code == 7
+    assert out.strip() == f"{vm['FAKE_VM_ROOT']}/opt/otel-run" and "to-stderr" in err
+    [argv] = _argv(vm)
+    home = vm["HOME"]
+    assert argv[:2] == ["-i", f"{home}/.ssh/id_ed25519"]
+    assert "StrictHostKeyChecking=accept-new" in argv
+    assert f"UserKnownHostsFile={home}/.config/otel-run/vm/otel-run-bench/known_hosts" in argv
+    assert f"bench@{ADDRESS}" in argv
+
+
+def test_run_without_a_command_is_a_usage_error(vm: dict[str, str], capfd: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(["run"], environ=vm) == 2
+    assert "give the command after --" in capfd.readouterr().err
+
+
+def test_fetch_merges_the_vms_finished_runs_into_the_local_store(
+    vm: dict[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    remote_store = Path(vm["FAKE_VM_ROOT"]) / "home" / ".local" / "share" / "otel-run"
+    env = {"PATH": vm["PATH"], "HOME": vm["HOME"], "OTEL_RUN_STORE": str(remote_store)}
+    for label in ("on-vm-1", "on-vm-2"):
+        subprocess.run([str(OTEL_RUN), "-q", "-l", label, "--", "true"], env=env, check=True, timeout=120)
+    # a run still going on the VM: its start record only
+    index = remote_store / "index.jsonl"
+    first = json.loads(index.read_text().splitlines()[0])
+    index.write_text(index.read_text() + json.dumps({**first, "run_id": "00000000000000aa", "label": "running"}) + "\n")
+    (Path(vm["FAKE_VM_ROOT"]) / "opt" / "otel-run" / "results" / "bench.md").write_text("# from the VM\n")
+
+    assert _cli.main(["fetch"], environ=vm) == 0
+    err = capfd.readouterr().err
+    local = Path(vm["XDG_DATA_HOME"]) / "otel-run"
+    assert f"2 runs added to {local}" in err and "1 still running on the VM" in err
+    listed = subprocess.run(
+        [str(OTEL_TRACE), "--store", str(local), "list", "--format", "json", "-n", "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert sorted(r["label"] for r in json.loads(listed.stdout)) == ["on-vm-1", "on-vm-2"]
+    results = Path(vm["HOME"]) / ".config" / "otel-run" / "vm" / "otel-run-bench" / "results" / "bench.md"
+    assert results.read_text() == "# from the VM\n"
+
+    assert _cli.main(["fetch"], environ=vm) == 0  # again: nothing new
+    assert "0 runs added" in capfd.readouterr().err
+
+
+def test_tunnel_forwards_loopback_to_loopback_only(vm: dict[str, str], capfd: pytest.CaptureFixture[str]) -> None:
+    assert _cli.main(["tunnel"], environ=vm) == 0
+    err = capfd.readouterr().err
+    [argv] = _argv(vm)
+    forwards = [argv[i + 1] for i, a in enumerate(argv) if a == "-L"]
+    assert forwards == [
+        "127.0.0.1:13000:127.0.0.1:3000",
+        "127.0.0.1:14317:127.0.0.1:4317",
+        "127.0.0.1:14318:127.0.0.1:4318",
+    ]
+    assert "-N" in argv and "ExitOnForwardFailure=yes" in argv
+    assert "tok3n" not in err  # the token stays in its 0600 file; the line says where
+    assert "/.config/otel-run/vm/otel-run-bench/collector-token)" in err
+
+
+def test_waiting_for_cloud_init_reads_the_ready_marker_or_the_failure(vm: dict[str, str]) -> None:
+    from otel_run.vm._remote import RemoteError, Ssh
+
+    state = Path(vm["HOME"]) / ".config" / "otel-run" / "vm" / "otel-run-bench"
+    ssh = Ssh(ADDRESS, "bench", Path(vm["HOME"]) / ".ssh" / "id_ed25519", state / "known_hosts", vm)
+    marker = Path(vm["FAKE_VM_ROOT"]) / "var" / "lib" / "otel-run"
+    (marker / "failed").write_text("E: Unable to locate package docker-ce\n")
+    with pytest.raises(RemoteError, match="cloud-init failed on the VM: E: Unable to locate package docker-ce"):
+        ssh.wait_ready(60, lambda line: None)
+    (marker / "failed").unlink()
+    (marker / "ready").write_text("0123abc\n")
+    assert ssh.wait_ready(60, lambda line: None) == "0123abc"
