@@ -156,3 +156,37 @@ def test_waiting_for_cloud_init_reads_the_ready_marker_or_the_failure(vm: dict[s
     (marker / "failed").unlink()
     (marker / "ready").write_text("0123abc\n")
     assert ssh.wait_ready(60, lambda line: None) == "0123abc"
+
+
+@pytest.mark.parametrize("builtin_filter", [True, False], ids=["tarfile-data-filter", "before-3.11.4"])
+def test_fetch_refuses_an_archive_that_escapes_or_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, builtin_filter: bool
+) -> None:
+    import io
+    import tarfile
+
+    from otel_run.vm._remote import RemoteError, _extract
+
+    if not builtin_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+    def archive(*members: tuple[str, bytes | None, str | None]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, data, link in members:
+                info = tarfile.TarInfo(name)
+                if link is not None:
+                    info.type, info.linkname = tarfile.SYMTYPE, link
+                    tar.addfile(info)
+                else:
+                    info.size = len(data or b"")
+                    tar.addfile(info, io.BytesIO(data or b""))
+        return buffer.getvalue()
+
+    _extract(archive(("traces/a.jsonl", b"{}\n", None), ("index.jsonl", b"", None)), tmp_path / "ok")
+    assert (tmp_path / "ok" / "traces" / "a.jsonl").read_bytes() == b"{}\n"
+    with pytest.raises(RemoteError, match="cannot be unpacked"):
+        _extract(archive(("../escaped", b"x", None)), tmp_path / "bad1")
+    assert not (tmp_path / "escaped").exists()
+    with pytest.raises(RemoteError, match="cannot be unpacked"):
+        _extract(archive(("traces/link", None, "/etc/passwd")), tmp_path / "bad2")

@@ -204,6 +204,21 @@ def _extract(archive: bytes, into: Path) -> None:
         return
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
-            tar.extractall(into, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:  # Python before 3.10.12 / 3.11.4 (Debian 12's 3.11.2): the same rule, by hand
+                tar.extractall(into, members=_plain_members(tar, into))
     except (tarfile.TarError, OSError) as exc:
         raise RemoteError(f"fetch: the VM sent an archive that cannot be unpacked: {exc}") from exc
+
+
+def _plain_members(tar: tarfile.TarFile, into: Path) -> list[tarfile.TarInfo]:
+    """Regular files and directories that land inside ``into``; anything else is refused."""
+    root = into.resolve()
+    members = tar.getmembers()
+    for member in members:
+        target = (root / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
+            raise tarfile.TarError(f"{member.name!r}: not a plain file or directory inside the archive's root")
+        member.mode &= 0o755 if member.isdir() else 0o644
+    return members
