@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from otel_run._errors import UsageError
 from otel_run.analyse._paths import DEEPER, ORPHANS, ROOT, depth
 from otel_run.analyse._profile import (
     BASE,
@@ -32,10 +33,12 @@ from otel_run.analyse._profile import (
     TOTAL,
     RunProfile,
 )
-from otel_run.analyse._stats import compare, median
+from otel_run.analyse._stats import compare, compare_paired, median
 
 MIN_RUNS = 4
 """Below this many runs a side, no change can be significant at alpha = 0.05: warn."""
+MIN_PAIRS = 6
+"""Below this many pairs (``paired``), no change can be significant at alpha = 0.05: warn."""
 
 
 class Row:
@@ -100,9 +103,11 @@ class Row:
 class DiffResult:
     """Everything span-diff reports."""
 
-    def __init__(self, alpha: float, metrics: Sequence[str]) -> None:
+    def __init__(self, alpha: float, metrics: Sequence[str], paired: bool = False) -> None:
         self.alpha = alpha
         self.metrics = list(metrics)
+        self.paired = paired
+        """Run i before was compared with run i after (Wilcoxon signed-rank), not as two samples."""
         self.rows: list[Row] = []
         """Every path, the root first, then by absolute impact."""
         self.sides: dict[str, dict[str, Any]] = {}
@@ -149,12 +154,29 @@ def diff(
     alpha: float = 0.05,
     metrics: Sequence[str] = (),
     names: tuple[str, str] = ("before", "after"),
+    paired: bool = False,
 ) -> DiffResult:
-    """Compare two sets of run profiles path by path."""
-    result = DiffResult(alpha, metrics)
+    """Compare two sets of run profiles path by path.
+
+    With ``paired`` the i-th run of each side form a pair (the sides must be the
+    same size, else :class:`~otel_run._errors.UsageError`) and each path is compared by the Wilcoxon
+    signed-rank test of the per-pair differences.
+    """
+    if paired and len(before) != len(after):
+        raise UsageError(
+            f"--paired: the sides have {len(before)} and {len(after)} runs; pairs need the same number "
+            "(run i before with run i after, in the order they ran)"
+        )
+    result = DiffResult(alpha, metrics, paired)
+    test = compare_paired if paired else compare
+    if paired and len(before) < MIN_PAIRS:
+        result.warnings.append(
+            f"{len(before)} pair{'s' if len(before) != 1 else ''}: with fewer than {MIN_PAIRS} pairs "
+            "no change can be significant (--paired); run more rounds"
+        )
     for side, profiles, name in (("before", before, names[0]), ("after", after, names[1])):
         result.sides[side] = _side_summary(name, profiles)
-        if len(profiles) < MIN_RUNS:
+        if len(profiles) < MIN_RUNS and not paired:
             result.warnings.append(
                 f"{side} ({name}) has {len(profiles)} run{'s' if len(profiles) != 1 else ''}: "
                 f"with fewer than {MIN_RUNS} a side no change can be significant; run more (otel-run --runs N)"
@@ -189,7 +211,7 @@ def diff(
         row.after = _medians(a)
         totals_b = [s[TOTAL] / 1e6 if s is not None else 0.0 for s in b]
         totals_a = [s[TOTAL] / 1e6 if s is not None else 0.0 for s in a]
-        outcome = compare(totals_b, totals_a, alpha)
+        outcome = test(totals_b, totals_a, alpha)
         row.p_value = outcome.p_value
         row.significant = outcome.p_value < alpha and totals_b != totals_a
         row.ci_low_ms, row.ci_high_ms = outcome.ci_low, outcome.ci_high
@@ -200,7 +222,7 @@ def diff(
             ma = [s[i] if s is not None else 0.0 for s in a]
             if not any(mb) and not any(ma):
                 continue
-            m = compare(mb, ma, alpha)
+            m = test(mb, ma, alpha)
             row.metrics[name] = {
                 "before_median": median(mb),
                 "after_median": median(ma),

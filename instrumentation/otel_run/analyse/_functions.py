@@ -127,10 +127,12 @@ def diff_functions(
     *,
     alpha: float = 0.05,
     names: tuple[str, str] = ("before", "after"),
+    paired: bool = False,
 ) -> DiffResult:
     """Compare two sides function by function (see the module docstring)."""
     memory = before.memory and after.memory
-    result = diff(before.profiles, after.profiles, alpha=alpha, metrics=[ALLOCATED] if memory else [], names=names)
+    metrics = [ALLOCATED] if memory else []
+    result = diff(before.profiles, after.profiles, alpha=alpha, metrics=metrics, names=names, paired=paired)
     result.subject = "function"
     result.critical_before, result.critical_after = [], []  # every function "is" on it: no news
     if before.memory != after.memory:

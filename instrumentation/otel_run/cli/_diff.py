@@ -3,7 +3,7 @@ real or noise, and what changed in structure.
 
     span-diff BEFORE AFTER [--format text|md|json|html] [-o FILE] [--top N | --all]
               [--metric ATTR]... [--normalize REGEX]... [--alpha A] [--fail-above PCT]
-              [--functions]
+              [--functions] [--paired]
 
 BEFORE and AFTER are each a label in the store (``otel-run --runs 30 --label
 NAME -- CMD``), a file or directory of OTLP JSON (``otel-trace export``, a
@@ -14,6 +14,10 @@ Collector file exporter, Tempo's API), or comma-separated run/trace ids;
 ``memory``) function by function instead: each function's self time per run,
 and its bytes allocated per run, with the same statistics
 (:mod:`otel_run.analyse._functions`). Only runs in the store have profiles.
+
+``--paired`` takes run i before and run i after as a pair (the rounds of an
+interleaved benchmark, in the order they ran) and tests the per-pair
+differences with the Wilcoxon signed-rank test: drift between rounds cancels.
 
 Exit status: 0; 1 for bad input (one line on stderr naming it); 2 for bad
 usage; 3 when ``--fail-above PCT`` is given and the root or any path got
@@ -75,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--functions",
         action="store_true",
         help="compare functions' self time (and bytes allocated) from the runs' profiles (otel-run --profile cpu)",
+    )
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="run i before and run i after are a pair (interleaved rounds): Wilcoxon signed-rank on the differences",
     )
     p.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (default 0.05)")
     p.add_argument(
@@ -140,9 +149,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             load_functions(after_side, after, store),
             alpha=args.alpha,
             names=names,
+            paired=args.paired,
         )
     else:
-        result = diff(before, after, alpha=args.alpha, metrics=args.metric, names=names)
+        result = diff(before, after, alpha=args.alpha, metrics=args.metric, names=names, paired=args.paired)
     result.warnings[:0] = before_side.warnings + after_side.warnings
     top = None if args.all else args.top
     _write(result, args.format, top, args.output)

@@ -18,6 +18,10 @@ from otel_run.analyse._functions import ALLOCATED
 from otel_run.analyse._paths import ROOT, SEP, SHOWN_SEP
 
 TEST = "Mann-Whitney U (two-sided; exact without ties), Hodges-Lehmann 95% CI of the shift"
+PAIRED_TEST = (
+    "Wilcoxon signed-rank of run i before vs run i after (two-sided; exact without ties or zeros), "
+    "Hodges-Lehmann 95% CI of the paired shift"
+)
 
 # What the report calls its rows and columns, by DiffResult.subject.
 _WORDS = {
@@ -56,7 +60,8 @@ def to_data(result: DiffResult, top: int | None) -> dict[str, Any]:
         "before": result.sides.get("before", {}),
         "after": result.sides.get("after", {}),
         "alpha": result.alpha,
-        "test": TEST.replace("95%", f"{(1 - result.alpha) * 100:g}%"),
+        "test": _test(result).replace("95%", f"{(1 - result.alpha) * 100:g}%"),
+        "paired": result.paired,
         "root": _row_data(result.root) if result.root else None,
         "rows": [_row_data(r) for r in rows],
         "rows_total": len(result.rows),
@@ -155,7 +160,8 @@ def to_markdown(result: DiffResult, top: int | None) -> str:
     if result.warnings:
         out.append("")
     out.append(
-        f"<sub>{TEST}; α = {result.alpha:g}; `~`: no significant change. {words['note']} Made with `span-diff`.</sub>"
+        f"<sub>{_test(result)}; α = {result.alpha:g}; `~`: no significant change. {words['note']} "
+        "Made with `span-diff`.</sub>"
     )
     return "\n".join(out) + "\n"
 
@@ -238,7 +244,7 @@ def to_console(result: DiffResult, top: int | None, console: Any) -> None:
         console.print(Text(note.replace("`", "")))  # Text: "[service]" in a path is not markup
     for warning in result.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))
-    console.print(Text(f"{TEST}; alpha {result.alpha:g}; ~ no significant change", style="dim"))
+    console.print(Text(f"{_test(result)}; alpha {result.alpha:g}; ~ no significant change", style="dim"))
 
 
 # -------------------------------------------------------------------- html
@@ -306,7 +312,7 @@ def to_html(result: DiffResult, top: int | None) -> str:
     for warning in result.warnings:
         parts.append(f"<p class='warn'>⚠ {e(warning)}</p>")
     parts.append(
-        f"<p><small>{e(TEST)}; α = {result.alpha:g}; ~: no significant change. {e(words['note'])}</small></p>"
+        f"<p><small>{e(_test(result))}; α = {result.alpha:g}; ~: no significant change. {e(words['note'])}</small></p>"
         "</body></html>"
     )
     return "\n".join(parts) + "\n"
@@ -435,3 +441,8 @@ def _num(value: float | None) -> float | None:
     if value is None or math.isinf(value) or math.isnan(value):
         return None
     return round(value, 6)
+
+
+def _test(result: DiffResult) -> str:
+    """The footnote's name of the test the result was made with."""
+    return PAIRED_TEST if result.paired else TEST
