@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from otel_run.analyse._stats import _null_counts, compare, median
+from otel_run.analyse._stats import _null_counts, _signed_rank_counts, compare, compare_paired, median
 
 
 @pytest.mark.parametrize(("n1", "n2"), [(1, 1), (2, 3), (3, 4), (4, 4), (5, 2), (6, 6)])
@@ -68,3 +68,57 @@ def test_median() -> None:
     assert median([]) == 0.0
     assert median([3, 1, 2]) == 2
     assert median([4, 1, 2, 3]) == 2.5
+
+
+# ------------------------------------------------------------------ paired (Wilcoxon signed-rank)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_signed_rank_null_distribution_matches_enumeration(n: int) -> None:
+    counts = [0] * (n * (n + 1) // 2 + 1)
+    for signs in itertools.product((0, 1), repeat=n):
+        counts[sum(rank for rank, positive in zip(range(1, n + 1), signs, strict=True) if positive)] += 1
+    assert _signed_rank_counts(n) == tuple(counts)
+
+
+def test_paired_known_values() -> None:
+    # six pairs all one way: exact two-sided p = 2 / 2**6; the 95% interval is the extreme Walsh averages
+    c = compare_paired([0] * 6, [1, 2, 3, 4, 5, 6])
+    assert c.exact and c.p_value == pytest.approx(2 / 64)
+    assert (c.shift, c.ci_low, c.ci_high) == (3.5, 1.0, 6.0)
+    # five pairs can never be significant at 0.05
+    assert compare_paired([0] * 5, [1, 2, 3, 4, 5]).p_value == pytest.approx(2 / 32)
+    # reference values from scipy 1.17.1, scipy.stats.wilcoxon(after, before): exact, and with a zero
+    # difference and ties (zero_method="wilcox", the normal approximation with continuity correction)
+    exact = compare_paired(
+        [3.1, 4.2, 5.3, 2.4, 6.5, 7.6, 1.7, 8.8, 9.9, 4.0], [2.9, 4.5, 4.1, 2.0, 6.6, 5.9, 1.2, 8.0, 8.1, 3.3]
+    )
+    assert exact.exact and exact.p_value == pytest.approx(0.013671875)
+    ties = compare_paired([10, 12, 11, 14, 13, 15, 12, 16], [9, 12, 10, 12, 12, 13, 12, 13])
+    assert not ties.exact and ties.p_value == pytest.approx(0.03350525679082817)
+    with pytest.raises(ValueError, match="different sizes"):
+        compare_paired([1, 2], [1, 2, 3])
+
+
+def test_pairing_cancels_drift_between_rounds_that_hides_the_change_from_the_unpaired_test() -> None:
+    # eight interleaved rounds; the machine's speed drifts by ±30% from round to round, the change is −5%
+    rng = random.Random(3)
+    drift = [1.0, 1.3, 0.8, 1.25, 0.75, 1.1, 0.9, 1.2]
+    before = [100 * d * rng.uniform(0.995, 1.005) for d in drift]
+    after = [95 * d * rng.uniform(0.995, 1.005) for d in drift]
+    assert compare(before, after).p_value > 0.3  # two samples: the drift swamps 5%
+    paired = compare_paired(before, after)
+    assert paired.p_value == pytest.approx(2 / 2**8)  # every pair faster
+    assert paired.ci_high < 0 and paired.ci_low > -20
+
+
+def test_paired_false_positive_rate_stays_at_alpha() -> None:
+    rng = random.Random(4)
+    trials, hits = 2000, 0
+    for _ in range(trials):
+        n = rng.choice((6, 10, 30))
+        drift = [rng.uniform(0.7, 1.3) for _ in range(n)]
+        a = [d * rng.lognormvariate(0, 0.1) for d in drift]
+        b = [d * rng.lognormvariate(0, 0.1) for d in drift]
+        hits += compare_paired(a, b).p_value < 0.05
+    assert hits / trials <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / trials)

@@ -127,6 +127,27 @@ def test_one_run_a_side_warns_and_still_reports(tmp_path: Path) -> None:
     assert any("fewer than 4" in w for w in data["warnings"]) and not data["root"]["significant"]
 
 
+def test_paired_compares_run_i_with_run_i_and_says_so(sides: tuple[Path, Path], tmp_path: Path) -> None:
+    result = span_diff(str(sides[0]), str(sides[1]), "--paired", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["paired"] is True and data["test"].startswith("Wilcoxon signed-rank")
+    assert data["root"]["significant"]  # 12 pairs, after slower in every one
+    unpaired = json.loads(span_diff(str(sides[0]), str(sides[1]), "--format", "json").stdout)
+    assert unpaired["paired"] is False and unpaired["test"].startswith("Mann-Whitney U")
+    md = span_diff(str(sides[0]), str(sides[1]), "--paired", "--format", "md").stdout
+    assert "Wilcoxon signed-rank of run i before vs run i after" in md
+    write_runs(tmp_path / "short", runs(_tree(), 5, seed=3))
+    uneven = span_diff(str(tmp_path / "short"), str(sides[1]), "--paired")
+    assert uneven.returncode == 2
+    assert uneven.stderr == (
+        "span-diff: error: --paired: the sides have 5 and 12 runs; pairs need the same number "
+        "(run i before with run i after, in the order they ran)\n"
+    )
+    few = span_diff(str(tmp_path / "short"), str(tmp_path / "short"), "--paired", "--format", "json")
+    assert any("fewer than 6 pairs" in w for w in json.loads(few.stdout)["warnings"])
+
+
 # One command for both series; SLOW=1 makes it sleep and start a subprocess.
 SERIES = "import os, subprocess, time\nif os.environ.get('SLOW'):\n    time.sleep(0.2); subprocess.run(['true'])"
 
