@@ -219,6 +219,11 @@ def report(store: Path, variants: list[str], rtt: float) -> None:
             data = json.loads(diff(store, before, after, "json"))
             root = data["root"] or {}
             rows.append(e2e_row(suffix, name, root, data))
+            if suffix in PAIRED and data["before"].get("runs") == data["after"].get("runs"):
+                # the rounds interleave the sides: run i of each is one round, so they pair
+                diff(store, before, after, "md", RESULTS / f"{stem}-paired.md", "--paired")
+                paired = json.loads(diff(store, before, after, "json", None, "--paired"))
+                rows.append(e2e_row(suffix, name, paired["root"] or {}, paired, paired=True))
             if what == "optimize" and suffix == what and has_label(store, f"cs-{name}-profile"):
                 functions = RESULTS / f"{stem}-functions.md"
                 diff(store, "cs-untouched-profile", f"cs-{name}-profile", "md", functions, "--functions")
@@ -235,7 +240,7 @@ def report(store: Path, variants: list[str], rtt: float) -> None:
     print((RESULTS / "e2e.md").read_text())
 
 
-def e2e_row(suffix: str, name: str, root: dict[str, object], data: dict[str, object]) -> str:
+def e2e_row(suffix: str, name: str, root: dict[str, object], data: dict[str, object], paired: bool = False) -> str:
     def ms(value: object) -> str:
         return f"{value:.1f} ms" if isinstance(value, (int, float)) else "–"
 
@@ -249,7 +254,7 @@ def e2e_row(suffix: str, name: str, root: dict[str, object], data: dict[str, obj
     ci = f"{pct(root.get('ci_low_pct'))} … {pct(root.get('ci_high_pct'))}"
     p = root.get("p_value")
     p_text = "<0.001" if isinstance(p, float) and p < 0.001 else (f"{p:.3f}" if isinstance(p, float) else "–")
-    link = f"[{name}]({suffix}-{name}.md)"
+    link = f"[{name}]({suffix}-{name}{'-paired' if paired else ''}.md)"
     if suffix in TITLES:
         title = TITLES[suffix]
     elif suffix.startswith("optimize-rtt"):
@@ -257,12 +262,18 @@ def e2e_row(suffix: str, name: str, root: dict[str, object], data: dict[str, obj
     else:
         title = f"{TITLES['optimize']}, set {suffix.removeprefix('optimize-')}"
     medians = f"{ms(root.get('before_median_ms'))} | {ms(root.get('after_median_ms'))}"
+    if paired:
+        title += ", paired by round (span-diff --paired)"
+        runs = f"{_count(data['before'])} pairs"
     return f"| {title} | {link} | {runs} | {medians} | {change} | {ci} | {p_text} |"
 
 
 def _count(side: object) -> object:
     return side.get("runs", "?") if isinstance(side, dict) else "?"
 
+
+# the sets also compared pair by pair (Wilcoxon signed-rank): enough rounds (8) for it to reach p < 0.05
+PAIRED = ("optimize-b",)
 
 # each side runs its own venv: the paths in span names (jedi's subprocess) say which
 NORMALIZE = ("--normalize", r"venv-[0-9a-z]+")
