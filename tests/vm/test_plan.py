@@ -73,6 +73,10 @@ def test_the_dry_run_needs_nothing_and_prints_the_locked_down_plan(tmp_path: Pat
     for port in ("3000", "4317", "4318", "3200", "9090"):
         assert f'"{port}"' not in text
     assert "placeholders" in done.stderr  # says the subscription, address and key are stand-ins
+    cloud = base64.b64decode(kinds["virtualMachines"]["body"]["properties"]["osProfile"]["customData"]).decode()
+    assert 'if [ "bundle" = bundle ]' in cloud  # no --repo: the checkout goes over SSH as a git bundle
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert f"checkout -q {head.stdout.strip()}" in cloud
 
 
 def test_the_dry_run_uses_the_given_settings_and_holds_no_secret(tmp_path: Path) -> None:
@@ -110,6 +114,7 @@ def test_the_dry_run_uses_the_given_settings_and_holds_no_secret(tmp_path: Path)
     cloud = base64.b64decode(os_profile["customData"]).decode()
     assert cloud.startswith("#cloud-config\n")
     assert "git clone -q https://example.org/otel-run.git /opt/otel-run" in cloud and "checkout -q 0123abc" in cloud
+    assert 'if [ "https://example.org/otel-run.git" = bundle ]' in cloud
     assert f"OTEL_RUN_COLLECTOR_TOKEN={'generated-at-create'}" in cloud  # the dry run generates no secret
     assert "placeholders" not in done.stderr
     assert not (tmp_path / ".config").exists()  # and stores nothing
@@ -160,9 +165,9 @@ CLOUD_INIT = shutil.which("cloud-init")
 needs_cloud_init = pytest.mark.skipif(CLOUD_INIT is None, reason="needs Debian's cloud-init (make tools)")
 
 
-def _rendered() -> str:
+def _rendered(repo: str = "https://example.org/otel-run.git") -> str:
     return _cloudinit.render(
-        repo="https://example.org/otel-run.git",
+        repo=repo,
         commit="0123abc",
         user="bench",
         collector_token="tok3n-value",
@@ -178,9 +183,10 @@ def _schema(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @needs_cloud_init
-def test_the_rendered_cloud_init_passes_cloud_init_schema(tmp_path: Path) -> None:
+@pytest.mark.parametrize("repo", ["https://example.org/otel-run.git", "bundle"])
+def test_the_rendered_cloud_init_passes_cloud_init_schema(tmp_path: Path, repo: str) -> None:
     good = tmp_path / "user-data.yaml"
-    good.write_text(_rendered())
+    good.write_text(_rendered(repo))
     done = _schema(good)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("Valid cloud-config")

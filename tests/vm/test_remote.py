@@ -190,3 +190,37 @@ def test_fetch_refuses_an_archive_that_escapes_or_links(
     assert not (tmp_path / "escaped").exists()
     with pytest.raises(RemoteError, match="cannot be unpacked"):
         _extract(archive(("traces/link", None, "/etc/passwd")), tmp_path / "bad2")
+
+
+def test_the_project_goes_to_the_vm_as_a_git_bundle_when_cloud_init_asks(vm: dict[str, str], tmp_path: Path) -> None:
+    from otel_run.vm._cli import _bundle
+    from otel_run.vm._remote import Ssh
+
+    repo = tmp_path / "checkout"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "Makefile").write_text("setup:\n\ttrue\n")
+    subprocess.run([*git, "add", "Makefile"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+    marker = Path(vm["FAKE_VM_ROOT"]) / "var" / "lib" / "otel-run"
+    (marker / "wants-bundle").touch()  # cloud-init reached the point where it needs the project
+    said: list[str] = []
+
+    def progress(line: str) -> None:  # and plays cloud-init's next steps once the bundle is there
+        said.append(line)
+        if line.startswith("waiting for the VM (provisioning)"):
+            clone = tmp_path / "opt-otel-run"
+            subprocess.run(["git", "clone", "-q", str(marker / "project.bundle"), str(clone)], check=True)
+            head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True)
+            (marker / "ready").write_text(head.stdout)
+
+    state = Path(vm["HOME"]) / ".config" / "otel-run" / "vm" / "otel-run-bench"
+    ssh = Ssh(ADDRESS, "bench", Path(vm["HOME"]) / ".ssh" / "id_ed25519", state / "known_hosts", vm)
+    ready = ssh.wait_ready(60, progress, lambda: _bundle(repo, commit), interval_s=0)
+    assert ready == commit
+    assert said[0].startswith("sending the project (") and said[0].endswith(" MB git bundle) …")
+    assert not (marker / "project.bundle.part").exists()
+    sends = [argv for argv in _argv(vm) if "cat > " in " ".join(argv)]
+    assert len(sends) == 1  # sent once, not at every poll

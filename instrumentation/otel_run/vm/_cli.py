@@ -50,6 +50,7 @@ PLACEHOLDER_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 PLACEHOLDER_ADDRESS = "203.0.113.1"  # TEST-NET-3 (RFC 5737): stands for the caller's address in a dry run
 PLACEHOLDER_KEY = "ssh-ed25519 AAAA-the-public-key-of-ssh-key otel-vm-dry-run"
 PLACEHOLDER_SECRET = "generated-at-create"
+BUNDLE_REPO = "bundle"  # cloud-init's word for "otel-vm sends the project over SSH"
 DETECT_URL = "https://api.ipify.org"
 READY_TIMEOUT_S = 30 * 60
 COMMANDS = ("create", "status", "start", "stop", "destroy", "ssh", "run", "fetch", "tunnel")
@@ -83,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = parsers["create"]
     c.add_argument("--dry-run", action="store_true", help="print the ARM requests, make nothing (no credentials)")
     c.add_argument("--format", choices=("text", "json"), default="text", help="dry run output (default: text)")
-    c.add_argument("--repo", help="git URL the VM clones the project from (default: this checkout's origin)")
+    c.add_argument(
+        "--repo", help="a git URL the VM clones the project from (default: this checkout, sent as a git bundle)"
+    )
     c.add_argument("--commit", help="commit the VM checks out (default: this checkout's HEAD)")
     c.add_argument("--shutdown", default=_plan.DEFAULT_SHUTDOWN, metavar="HHMM", help="nightly auto-shutdown, UTC")
     c.add_argument("--days", type=int, default=_plan.DEFAULT_DAYS, help="otel-run:expires tag: days from now (7)")
@@ -184,7 +187,8 @@ class Vm:
         self._save({"address": status.address, "region": settings.region, "size": settings.size, "commit": commit})
         self._say(f"{'created' if changed else 'nothing to change'}: {settings.name} at {status.address or '?'}")
         if not a.no_wait and status.address:
-            ready = self.ssh().wait_ready(READY_TIMEOUT_S, self._say)
+            bundle = (lambda: _bundle(_checkout(), commit)) if repo == BUNDLE_REPO else None
+            ready = self.ssh().wait_ready(READY_TIMEOUT_S, self._say, bundle)
             self._say(f"ready: otel-run at {ready} (`otel-vm run -- make bench`, `otel-vm tunnel`)")
         return 0
 
@@ -359,17 +363,21 @@ class Vm:
         return Path(self.environ.get(_env.HOME) or os.path.expanduser("~"))
 
     def _project(self, dry_run: bool) -> tuple[str, str]:
-        """The git URL and commit the VM installs: flags, else this checkout's origin and HEAD."""
-        repo, commit = self.args.repo, self.args.commit
-        root = Path(__file__).resolve().parents[3]
-        if not repo:
-            repo = _git(root, "remote", "get-url", "origin") or ("REPO" if dry_run else "")
+        """Where the VM gets the project from and which commit: ``--repo`` (a git URL the VM can
+        clone), else this checkout as a git bundle sent over SSH; ``--commit``, else HEAD."""
+        repo = self.args.repo or BUNDLE_REPO
+        commit = self.args.commit or _git(_checkout(), "rev-parse", "HEAD")
         if not commit:
-            commit = _git(root, "rev-parse", "HEAD") or ("COMMIT" if dry_run else "")
-        if not repo:
-            raise OtelRunError("--repo: this checkout has no origin: give the git URL the VM clones from")
-        if not commit:
+            if dry_run:
+                return repo, "COMMIT"
             raise OtelRunError("--commit: not in a git checkout: give the commit the VM checks out")
+        if repo == BUNDLE_REPO and not dry_run:
+            if not _git(_checkout(), "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"):
+                raise OtelRunError(f"--commit {commit}: not a commit of this checkout ({_checkout()})")
+            if subprocess.run(
+                ["git", "-C", str(_checkout()), "merge-base", "--is-ancestor", commit, "HEAD"], check=False
+            ).returncode:
+                raise OtelRunError(f"--commit {commit}: not in HEAD's history (the bundle holds HEAD's)")
         return repo, commit
 
     # ------------------------------------------------------------ clients, state
@@ -465,6 +473,20 @@ def _owner(environ: Mapping[str, str]) -> str:
     except (KeyError, OSError):
         user = environ.get("USER") or "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+def _checkout() -> Path:
+    """This project's git checkout (the package sits in instrumentation/otel_run/ of it)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def _bundle(root: Path, commit: str) -> bytes:
+    """A git bundle of HEAD's history (which holds ``commit``): what the VM clones the project from."""
+    done = subprocess.run(["git", "-C", str(root), "bundle", "create", "-", "HEAD"], capture_output=True, check=False)
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        raise OtelRunError(f"git bundle of {root} for {commit[:12]}: {reason[-1] if reason else 'failed'}")
+    return done.stdout
 
 
 def _git(root: Path, *args: str) -> str:

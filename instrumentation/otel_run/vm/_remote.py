@@ -33,6 +33,8 @@ REMOTE_STORE = ".local/share/otel-run"  # the default store of the VM's user, re
 REMOTE_PROJECT = "/opt/otel-run"  # where cloud-init checked the project out
 READY = "/var/lib/otel-run/ready"
 FAILED = "/var/lib/otel-run/failed"
+WANTS_BUNDLE = "/var/lib/otel-run/wants-bundle"  # cloud-init waits for the project
+BUNDLE = "/var/lib/otel-run/project.bundle"
 FORWARDS = (("Grafana", 13000, 3000), ("collector OTLP/gRPC", 14317, 4317), ("collector OTLP/HTTP", 14318, 4318))
 
 
@@ -98,10 +100,23 @@ class Ssh:
             )
         return done.stdout
 
-    def wait_ready(self, timeout_s: float, progress: Callable[[str], None]) -> str:
-        """Wait for cloud-init's ready marker; returns the commit it holds."""
+    def wait_ready(
+        self,
+        timeout_s: float,
+        progress: Callable[[str], None],
+        bundle: Callable[[], bytes] | None = None,
+        interval_s: float = 10.0,
+    ) -> str:
+        """Wait for cloud-init's ready marker; returns the commit it holds.
+
+        When cloud-init asks for the project (``wants-bundle``), ``bundle()`` makes it (a git
+        bundle) and it is sent once over SSH.
+        """
         started = time.monotonic()
-        check = f"cat {READY} 2>/dev/null || {{ test -f {FAILED} && cat {FAILED} && exit 3; }} || exit 2"
+        check = (
+            f"cat {READY} 2>/dev/null || {{ test -f {FAILED} && cat {FAILED} && exit 3; }} || "
+            f"{{ test -f {WANTS_BUNDLE} && ! test -f {BUNDLE} && exit 4; }} || exit 2"
+        )
         last = ""
         while time.monotonic() - started < timeout_s:
             done = subprocess.run(
@@ -115,12 +130,37 @@ class Ssh:
             if done.returncode == 3:
                 tail = done.stdout.decode(errors="replace").strip().splitlines()
                 raise RemoteError(f"cloud-init failed on the VM: {tail[-1] if tail else '?'} (see {FAILED})")
+            if done.returncode == 4:
+                if bundle is None:
+                    raise RemoteError("the VM waits for the project: run `otel-vm create` in the checkout")
+                data = bundle()
+                progress(f"sending the project ({len(data) / 1e6:.1f} MB git bundle) …")
+                self.send(data, BUNDLE)
+                continue
             state = "provisioning" if done.returncode == 2 else "not reachable yet"
             if state != last:
                 progress(f"waiting for the VM ({state}) …")
                 last = state
-            time.sleep(10)
+            time.sleep(interval_s)
         raise RemoteError(f"the VM was not ready after {timeout_s / 60:.0f} minutes (`otel-vm ssh` to look)")
+
+    def send(self, data: bytes, path: str) -> None:
+        """Write ``data`` to ``path`` on the VM, whole or not at all (a part file, then a rename)."""
+        part = shlex.quote(path + ".part")
+        remote = ["sh", "-c", shlex.quote(f"cat > {part} && mv {part} {shlex.quote(path)}")]
+        try:
+            done = subprocess.run(
+                self.argv("-o", "BatchMode=yes", remote=remote),
+                input=data,
+                capture_output=True,
+                env=self.environ,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise RemoteError(f"no ssh client {self.client!r} on PATH (install openssh-client)") from None
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip().splitlines()
+            raise RemoteError(f"sending {path} to the VM: exit {done.returncode}: {reason[-1] if reason else '?'}")
 
     def tunnel_argv(self) -> list[str]:
         forwards: list[str] = []
