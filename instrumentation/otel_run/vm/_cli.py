@@ -190,6 +190,11 @@ class Vm:
             bundle = (lambda: _bundle(_checkout(), commit)) if repo == BUNDLE_REPO else None
             ready = self.ssh().wait_ready(READY_TIMEOUT_S, self._say, bundle)
             self._say(f"ready: otel-run at {ready} (`otel-vm run -- make bench`, `otel-vm tunnel`)")
+            if ready and ready != commit:
+                self._say(
+                    f"note: the VM was provisioned at {ready[:12]}, not {commit[:12]}: a VM's cloud-init runs once "
+                    "(destroy and create again for a new commit)"
+                )
         return 0
 
     def cmd_status(self) -> int:
