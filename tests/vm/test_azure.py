@@ -202,6 +202,8 @@ def test_destroy_asks_then_deletes_the_whole_group(
     done = _run(arm, home, capsys, "destroy", "--yes")
     assert done.code == 0, done.err
     assert not arm.state.groups and not arm.state.resources
+    state = home / ".config" / "otel-run" / "vm" / _plan.DEFAULT_GROUP
+    assert not [p.name for p in state.iterdir() if p.name in ("vm.json", "collector-token", "grafana-password")]
     status = _run(arm, home, capsys, "status", "--format", "json")
     assert json.loads(status.out) == {"group": _plan.DEFAULT_GROUP, "exists": False}
     assert "nothing to destroy" in _run(arm, home, capsys, "destroy", "--yes").err

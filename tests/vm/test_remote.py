@@ -80,10 +80,12 @@ def _argv(env: dict[str, str]) -> list[list[str]]:
 def test_run_runs_in_the_checkout_and_returns_the_remote_exit_status(
     vm: dict[str, str], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    code = _cli.main(["run", "--", "sh", "-c", "pwd; echo to-stderr >&2; exit 7"], environ=vm)
+    code = _cli.main(["run", "--", "sh", "-c", "pwd; echo $PATH; echo to-stderr >&2; exit 7"], environ=vm)
     out, err = capfd.readouterr()
     assert code == 7
-    assert out.strip() == f"{vm['FAKE_VM_ROOT']}/opt/otel-run" and "to-stderr" in err
+    cwd, path = out.strip().splitlines()
+    assert cwd == f"{vm['FAKE_VM_ROOT']}/opt/otel-run" and "to-stderr" in err
+    assert path.startswith(f"{vm['FAKE_VM_ROOT']}/opt/otel-run/.venv/bin:")  # the project's tools first
     [argv] = _argv(vm)
     home = vm["HOME"]
     assert argv[:2] == ["-i", f"{home}/.ssh/id_ed25519"]

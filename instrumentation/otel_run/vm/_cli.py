@@ -239,8 +239,8 @@ class Vm:
                 self._say("kept")
                 return 1
         azure.destroy()
-        for name in ("vm.json", "known_hosts"):
-            (self.state_dir / name).unlink(missing_ok=True)
+        for name in ("vm.json", "known_hosts", "collector-token", "grafana-password"):
+            (self.state_dir / name).unlink(missing_ok=True)  # the next VM gets secrets of its own
         self._say(f"destroyed {settings.group}")
         return 0
 

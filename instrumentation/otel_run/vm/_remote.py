@@ -72,8 +72,10 @@ class Ssh:
         return [self.client, *options, *extra, f"{self.user}@{self.address}", *remote]
 
     def run(self, command: Sequence[str], tty: bool = False) -> int:
-        """Run ``command`` on the VM (in the project's checkout); its exit status."""
-        remote = ["cd", REMOTE_PROJECT, "&&", shlex.join(command)] if command else []
+        """Run ``command`` on the VM in the project's checkout, its venv first on PATH (otel-run,
+        otel-trace, span-diff, codeflash); its exit status."""
+        venv = f"PATH={REMOTE_PROJECT}/.venv/bin:$PATH"
+        remote = ["cd", REMOTE_PROJECT, "&&", venv, shlex.join(command)] if command else []
         try:
             argv = self.argv(*(["-t"] if tty else []), remote=remote)
             return subprocess.run(argv, env=self.environ, check=False).returncode
