@@ -80,13 +80,8 @@ def compare(before: Sequence[float], after: Sequence[float], alpha: float = 0.05
         z = statistics.NormalDist().inv_cdf(1 - alpha / 2)
         c = math.floor(n1 * n2 / 2 - z * sigma) if sigma > 0 else -1
     diffs = sorted(y - x for x in before for y in after)
-    shift = median(diffs)
-    m = len(diffs)
-    if 0 <= c < m - c - 1:
-        low, high = diffs[c], diffs[m - c - 1]
-    else:  # too few runs for any interval at this level
-        low, high = -math.inf, math.inf
-    return Comparison(u, p_value, shift, low, high, exact)
+    low, high = _interval(diffs, c)
+    return Comparison(u, p_value, median(diffs), low, high, exact)
 
 
 def compare_paired(before: Sequence[float], after: Sequence[float], alpha: float = 0.05) -> Comparison:
@@ -110,7 +105,6 @@ def compare_paired(before: Sequence[float], after: Sequence[float], alpha: float
     nonzero = [v for v in d if v != 0]
     n = len(nonzero)
     walsh = sorted((d[i] + d[j]) / 2 for i in range(n_all) for j in range(i, n_all))
-    m = len(walsh)
     shift = median(walsh)
     if n == 0:
         return Comparison(0.0, 1.0, 0.0, shift, shift, False)
@@ -119,10 +113,7 @@ def compare_paired(before: Sequence[float], after: Sequence[float], alpha: float
     exact = not ties and n == n_all and n <= EXACT_LIMIT
     if exact:
         counts = _signed_rank_counts(n)
-        k = round(w_plus)
-        total = 2**n
-        p_value = min(1.0, 2 * min(sum(counts[: k + 1]), sum(counts[k:])) / total)
-        c = _signed_rank_critical(n, alpha)
+        p_value, c = _two_sided_p(counts, w_plus), _signed_rank_critical(n, alpha)
     else:
         variance = n * (n + 1) * (2 * n + 1) / 24 - sum(t**3 - t for t in ties) / 48
         sigma = math.sqrt(variance) if variance > 0 else 0.0
@@ -130,11 +121,8 @@ def compare_paired(before: Sequence[float], after: Sequence[float], alpha: float
         p_value = min(1.0, math.erfc(z / math.sqrt(2))) if sigma else 1.0
         full_sigma = math.sqrt(n_all * (n_all + 1) * (2 * n_all + 1) / 24)
         q = statistics.NormalDist().inv_cdf(1 - alpha / 2)
-        c = math.floor(m / 2 - q * full_sigma)
-    if 0 <= c < m - c - 1:
-        low, high = walsh[c], walsh[m - c - 1]
-    else:  # too few pairs for any interval at this level
-        low, high = -math.inf, math.inf
+        c = math.floor(len(walsh) / 2 - q * full_sigma)
+    low, high = _interval(walsh, c)
     return Comparison(w_plus, p_value, shift, low, high, exact)
 
 
@@ -154,12 +142,33 @@ def _signed_rank_counts(n: int) -> tuple[int, ...]:
 @lru_cache(maxsize=256)
 def _signed_rank_critical(n: int, alpha: float) -> int:
     """The largest c with P(W+ <= c) <= alpha / 2 (-1 when there is none)."""
+    return _lower_critical(_signed_rank_counts(n), alpha)
+
+
+def _interval(ordered: list[float], c: int) -> tuple[float, float]:
+    """The Hodges–Lehmann interval: the c-th smallest and largest of the sorted
+    pairwise differences (or Walsh averages); unbounded when ``c`` leaves none."""
+    m = len(ordered)
+    if 0 <= c < m - c - 1:
+        return ordered[c], ordered[m - c - 1]
+    return -math.inf, math.inf  # too few runs for any interval at this level
+
+
+def _two_sided_p(counts: tuple[int, ...], statistic: float) -> float:
+    """Two-sided exact p of ``statistic`` under a null distribution given as counts per value."""
+    k = round(statistic)
+    return min(1.0, 2 * min(sum(counts[: k + 1]), sum(counts[k:])) / sum(counts))
+
+
+def _lower_critical(counts: tuple[int, ...], alpha: float) -> int:
+    """The largest c with P(statistic <= c) <= alpha / 2 (-1 when there is none)."""
+    total = sum(counts)
     cumulative = 0
-    for c, count in enumerate(_signed_rank_counts(n)):
+    for c, count in enumerate(counts):
         cumulative += count
-        if cumulative / 2**n > alpha / 2:
+        if cumulative / total > alpha / 2:
             return c - 1
-    return n * (n + 1) // 2
+    return len(counts) - 1
 
 
 def _ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
@@ -198,25 +207,13 @@ def _null_counts(n1: int, n2: int) -> tuple[int, ...]:
 
 
 def _exact_p(u: float, n1: int, n2: int) -> float:
-    counts = _null_counts(n1, n2)
-    total = math.comb(n1 + n2, n1)
-    k = round(u)
-    low = sum(counts[: k + 1])
-    high = sum(counts[k:])
-    return min(1.0, 2 * min(low, high) / total)
+    return _two_sided_p(_null_counts(n1, n2), u)
 
 
 @lru_cache(maxsize=256)
 def _exact_critical(n1: int, n2: int, alpha: float) -> int:
     """The largest c with P(U <= c) <= alpha / 2 (-1 when there is none)."""
-    counts = _null_counts(n1, n2)
-    total = math.comb(n1 + n2, n1)
-    cumulative = 0
-    for c, count in enumerate(counts):
-        cumulative += count
-        if cumulative / total > alpha / 2:
-            return c - 1
-    return len(counts) - 1
+    return _lower_critical(_null_counts(n1, n2), alpha)
 
 
 def _normal_p(u: float, n1: int, n2: int, ties: list[int], n: int) -> tuple[float, float]:
