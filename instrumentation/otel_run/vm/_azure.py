@@ -127,8 +127,6 @@ class Azure:
         return changed
 
     def _get(self, step: Step) -> dict[str, Any] | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
         c, rg = self.clients, self.settings.group
         getters: dict[str, Callable[[], Any]] = {
             "group": lambda: c.resources.resource_groups.get(rg),
@@ -139,10 +137,7 @@ class Azure:
             "vm": lambda: c.compute.virtual_machines.get(rg, step.name),
             "schedule": lambda: c.resources.resources.get_by_id(step.path, api_version=API_SCHEDULE),
         }
-        try:
-            return _as_dict(self._call(f"reading the {step.title}", getters[step.kind], missing_ok=True))
-        except ResourceNotFoundError:
-            return None
+        return self._find(f"reading the {step.title}", getters[step.kind])
 
     def _put(self, step: Step, what: str) -> None:
         c, rg, body = self.clients, self.settings.group, step.body
@@ -165,46 +160,27 @@ class Azure:
     # ------------------------------------------------------------ lifecycle
 
     def group_exists(self) -> bool:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            self._call(
-                "reading the resource group",
-                lambda: self.clients.resources.resource_groups.get(self.settings.group),
-                missing_ok=True,
-            )
-        except ResourceNotFoundError:
-            return False
-        return True
+        groups = self.clients.resources.resource_groups
+        return self._find("reading the resource group", lambda: groups.get(self.settings.group)) is not None
 
     def status(self) -> VmStatus:
         """Power and provisioning state of the VM, its address and expiry tag."""
-        from azure.core.exceptions import ResourceNotFoundError
-
         s, c = self.settings, self.clients
-        try:
-            vm = _as_dict(
-                self._call(
-                    "reading the virtual machine",
-                    lambda: c.compute.virtual_machines.get(s.group, s.name, expand="instanceView"),
-                    missing_ok=True,
-                )
-            )
-        except ResourceNotFoundError:
+        vm = self._find(
+            "reading the virtual machine",
+            lambda: c.compute.virtual_machines.get(s.group, s.name, expand="instanceView"),
+        )
+        if vm is None:
             return VmStatus(exists=False)
         props = vm.get("properties") or {}
         codes = [str(st.get("code", "")) for st in (props.get("instanceView") or {}).get("statuses") or []]
         power = next((code.split("/", 1)[1] for code in codes if code.startswith("PowerState/")), "unknown")
-        try:
-            ip = _as_dict(
-                self._call(
-                    "reading the public IP address",
-                    lambda: c.network.public_ip_addresses.get(s.group, s.public_ip_name),
-                    missing_ok=True,
-                )
+        ip = (
+            self._find(
+                "reading the public IP address", lambda: c.network.public_ip_addresses.get(s.group, s.public_ip_name)
             )
-        except ResourceNotFoundError:
-            ip = {}
+            or {}
+        )
         return VmStatus(
             exists=True,
             power=power,
@@ -242,20 +218,31 @@ class Azure:
             self.progress(f"{doing}: still running ({time.monotonic() - started:.0f} s, {poller.status()})")
         self._call(doing, poller.result)
 
-    def _call(self, doing: str, fn: Callable[[], Any], missing_ok: bool = False) -> Any:
+    def _find(self, doing: str, get: Callable[[], Any]) -> dict[str, Any] | None:
+        """What ``get`` reads, as a dict; None when the resource (or its group) does not exist. A
+        subscription that does not exist is an error, not an empty answer."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def found() -> Any:
+            try:
+                return get()
+            except ResourceNotFoundError as exc:
+                if _error_code(exc) in ("SubscriptionNotFound", "InvalidSubscriptionId"):
+                    raise
+                return None
+
+        value = self._call(doing, found)
+        return None if value is None else _as_dict(value)
+
+    def _call(self, doing: str, fn: Callable[[], Any]) -> Any:
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,
-            ResourceNotFoundError,
             ServiceRequestError,
         )
 
         try:
             return fn()
-        except ResourceNotFoundError as exc:
-            if missing_ok and _error_code(exc) not in ("SubscriptionNotFound", "InvalidSubscriptionId"):
-                raise
-            raise AzureError(f"{doing}: {describe(exc)}") from exc
         except ClientAuthenticationError as exc:  # an HttpResponseError too: first
             if exc.status_code == 401 or exc.response is not None:
                 raise AzureError(f"{doing}: Azure refused the credentials: {describe(exc)}") from exc
@@ -294,8 +281,6 @@ def _first_line_of(text: str) -> str:
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
     if hasattr(value, "as_dict"):
         return dict(value.as_dict())
     return dict(value)
