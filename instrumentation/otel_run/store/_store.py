@@ -176,6 +176,38 @@ class Store:
         except (OSError, ValueError):
             return 0
 
+    def import_runs(self, source: Store) -> tuple[int, int]:
+        """Add the finished runs of ``source`` (another machine's store) that this store lacks:
+        their trace files and index records, checked as every reader checks them.
+
+        Returns:
+            (runs added, runs of ``source`` left out because they have not finished).
+        """
+        import shutil  # otel-run loads this module on every run: only otel-vm fetch needs shutil
+
+        have = {run.run_id for run in self.runs()}
+        finished = {run.run_id: run for run in source.runs() if run.finished}
+        unfinished = 0
+        records: dict[str, list[dict[str, Any]]] = {}
+        for number, raw in source._index_records():
+            record = check_index_record(raw, f"{source.index_path}:{number}", source.warnings)
+            if record is not None and record["run_id"] not in have:
+                records.setdefault(record["run_id"], []).append(record)
+        _layout.create_store(self.root)
+        for run_id, lines in records.items():
+            run = finished.get(run_id)
+            if run is None:
+                unfinished += 1
+                continue
+            src, dst = source.trace_path(run.trace_id), self.trace_path(run.trace_id)
+            if run.trace_id and os.path.exists(src) and not os.path.exists(dst):
+                fd = _layout.open_private(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+                    shutil.copyfileobj(f, out)
+            for record in lines:
+                _layout.append_index(self.root, record)
+        return len(records) - unfinished, unfinished
+
     def find_run(self, ref: str | None = None) -> Run:
         """A run by id, id prefix or trace id (prefix); the last run if ``ref`` is None."""
         runs = self.runs()

@@ -277,10 +277,7 @@ class Vm:
             f'OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer $(cat {token})" and the certificate from '
             "`otel-vm ssh -- cat /etc/otelcol/tls/cert.pem` as OTEL_EXPORTER_OTLP_CERTIFICATE; Ctrl-C closes it"
         )
-        try:
-            return subprocess.run(ssh.tunnel_argv(), env=ssh.environ, check=False).returncode
-        except FileNotFoundError:
-            raise OtelRunError(f"no ssh client {ssh.client!r} on PATH (install openssh-client)") from None
+        return ssh.tunnel()
 
     # ------------------------------------------------------------ settings
 

@@ -14,8 +14,6 @@ does not have. A run still running on the VM is left for the next fetch.
 from __future__ import annotations
 
 import io
-import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -28,6 +26,7 @@ from pathlib import Path
 from otel_run import _env
 from otel_run._errors import OtelRunError
 from otel_run.store import _layout
+from otel_run.store._store import Store
 
 REMOTE_STORE = ".local/share/otel-run"  # the default store of the VM's user, relative to its home
 REMOTE_PROJECT = "/opt/otel-run"  # where cloud-init checked the project out
@@ -76,31 +75,24 @@ class Ssh:
         otel-trace, span-diff, codeflash); its exit status."""
         venv = f"PATH={REMOTE_PROJECT}/.venv/bin:$PATH"
         remote = ["cd", REMOTE_PROJECT, "&&", venv, shlex.join(command)] if command else []
-        try:
-            argv = self.argv(*(["-t"] if tty else []), remote=remote)
-            return subprocess.run(argv, env=self.environ, check=False).returncode
-        except FileNotFoundError:
-            raise RemoteError(f"no ssh client {self.client!r} on PATH (install openssh-client)") from None
+        return self._ssh(*(["-t"] if tty else []), remote=remote, capture=False).returncode
+
+    def tunnel(self) -> int:
+        """Forward :data:`FORWARDS` from this machine's loopback to the VM's, until interrupted."""
+        forwards: list[str] = []
+        for _, local, remote in FORWARDS:
+            forwards += ["-L", f"127.0.0.1:{local}:127.0.0.1:{remote}"]
+        return self._ssh("-N", "-o", "ExitOnForwardFailure=yes", *forwards, capture=False).returncode
 
     def output(self, remote: Sequence[str], timeout: float = 120) -> bytes:
-        try:
-            done = subprocess.run(
-                self.argv("-o", "BatchMode=yes", remote=remote),
-                capture_output=True,
-                timeout=timeout,
-                env=self.environ,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise RemoteError(f"no ssh client {self.client!r} on PATH (install openssh-client)") from None
-        except subprocess.TimeoutExpired:
-            raise RemoteError(f"ssh {self.user}@{self.address}: no answer in {timeout:.0f} s") from None
-        if done.returncode != 0:
-            reason = done.stderr.decode(errors="replace").strip().splitlines()
-            raise RemoteError(
-                f"ssh {self.user}@{self.address}: exit {done.returncode}: {reason[-1] if reason else 'no output'}"
-            )
-        return done.stdout
+        """The standard output of ``remote`` on the VM; its failure is a :class:`RemoteError`."""
+        return self._checked(f"ssh {self.user}@{self.address}", remote, timeout=timeout).stdout
+
+    def send(self, data: bytes, path: str) -> None:
+        """Write ``data`` to ``path`` on the VM, whole or not at all (a part file, then a rename)."""
+        part = shlex.quote(path + ".part")
+        remote = ["sh", "-c", shlex.quote(f"cat > {part} && mv {part} {shlex.quote(path)}")]
+        self._checked(f"sending {path} to the VM", remote, data=data)
 
     def wait_ready(
         self,
@@ -121,17 +113,11 @@ class Ssh:
         )
         last = ""
         while time.monotonic() - started < timeout_s:
-            done = subprocess.run(
-                self.argv("-o", "BatchMode=yes", remote=["sh", "-c", shlex.quote(check)]),
-                capture_output=True,
-                env=self.environ,
-                check=False,
-            )
+            done = self._ssh("-o", "BatchMode=yes", remote=["sh", "-c", shlex.quote(check)])
             if done.returncode == 0:
                 return done.stdout.decode(errors="replace").strip()
             if done.returncode == 3:
-                tail = done.stdout.decode(errors="replace").strip().splitlines()
-                raise RemoteError(f"cloud-init failed on the VM: {tail[-1] if tail else '?'} (see {FAILED})")
+                raise RemoteError(f"cloud-init failed on the VM: {_last_line(done.stdout)} (see {FAILED})")
             if done.returncode == 4:
                 if bundle is None:
                     raise RemoteError("the VM waits for the project: run `otel-vm create` in the checkout")
@@ -146,29 +132,36 @@ class Ssh:
             time.sleep(interval_s)
         raise RemoteError(f"the VM was not ready after {timeout_s / 60:.0f} minutes (`otel-vm ssh` to look)")
 
-    def send(self, data: bytes, path: str) -> None:
-        """Write ``data`` to ``path`` on the VM, whole or not at all (a part file, then a rename)."""
-        part = shlex.quote(path + ".part")
-        remote = ["sh", "-c", shlex.quote(f"cat > {part} && mv {part} {shlex.quote(path)}")]
+    def _checked(
+        self, doing: str, remote: Sequence[str], data: bytes | None = None, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        done = self._ssh("-o", "BatchMode=yes", remote=remote, data=data, timeout=timeout)
+        if done.returncode != 0:
+            raise RemoteError(f"{doing}: exit {done.returncode}: {_last_line(done.stderr)}")
+        return done
+
+    def _ssh(
+        self,
+        *extra: str,
+        remote: Sequence[str] = (),
+        capture: bool = True,
+        data: bytes | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run the ssh client: the one place its absence and its time-outs become a RemoteError."""
         try:
-            done = subprocess.run(
-                self.argv("-o", "BatchMode=yes", remote=remote),
+            return subprocess.run(
+                self.argv(*extra, remote=remote),
                 input=data,
-                capture_output=True,
+                capture_output=capture,
+                timeout=timeout,
                 env=self.environ,
                 check=False,
             )
         except FileNotFoundError:
             raise RemoteError(f"no ssh client {self.client!r} on PATH (install openssh-client)") from None
-        if done.returncode != 0:
-            reason = done.stderr.decode(errors="replace").strip().splitlines()
-            raise RemoteError(f"sending {path} to the VM: exit {done.returncode}: {reason[-1] if reason else '?'}")
-
-    def tunnel_argv(self) -> list[str]:
-        forwards: list[str] = []
-        for _, local, remote in FORWARDS:
-            forwards += ["-L", f"127.0.0.1:{local}:127.0.0.1:{remote}"]
-        return self.argv("-N", "-o", "ExitOnForwardFailure=yes", *forwards)
+        except subprocess.TimeoutExpired:
+            raise RemoteError(f"ssh {self.user}@{self.address}: no answer in {timeout:.0f} s") from None
 
 
 def fetch(ssh: Ssh, store: str, results: Path) -> tuple[int, int]:
@@ -184,7 +177,7 @@ def fetch(ssh: Ssh, store: str, results: Path) -> tuple[int, int]:
             timeout=1800,
         )
         _extract(archive, staging / "store")
-        added, running = merge_store(str(staging / "store"), store)
+        added, running = Store(store).import_runs(Store(str(staging / "store")))
         archive = ssh.output(["tar", "-C", REMOTE_PROJECT, "-cf", "-", "results"], timeout=600)
         _extract(archive, staging / "project")
         if (staging / "project" / "results").is_dir():
@@ -192,52 +185,9 @@ def fetch(ssh: Ssh, store: str, results: Path) -> tuple[int, int]:
     return added, running
 
 
-def merge_store(source: str, target: str) -> tuple[int, int]:
-    """Add to ``target`` the finished runs of ``source`` it does not have (index records + traces)."""
-    records: dict[str, list[bytes]] = {}
-    ended: set[str] = set()
-    traces: dict[str, str] = {}
-    index = _layout.index_path(source)
-    if os.path.exists(index):
-        with open(index, "rb") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue  # a torn line damages only itself
-                if not isinstance(record, dict) or not isinstance(record.get("run_id"), str):
-                    continue
-                run_id = record["run_id"]
-                records.setdefault(run_id, []).append(line.rstrip(b"\n"))
-                if record.get("event") == "end":
-                    ended.add(run_id)
-                if isinstance(record.get("trace_id"), str):
-                    traces[run_id] = record["trace_id"]
-    have: set[str] = set()
-    target_index = _layout.index_path(target)
-    if os.path.exists(target_index):
-        with open(target_index, "rb") as f:
-            for line in f:
-                try:
-                    have.add(json.loads(line).get("run_id"))
-                except (ValueError, AttributeError):
-                    continue
-    _layout.create_store(target)
-    added = 0
-    for run_id, lines in records.items():
-        if run_id in have or run_id not in ended:
-            continue
-        trace_id = traces.get(run_id)
-        if trace_id:
-            src, dst = _layout.trace_path(source, trace_id), _layout.trace_path(target, trace_id)
-            if os.path.exists(src) and not os.path.exists(dst):
-                fd = _layout.open_private(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-                with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-                    shutil.copyfileobj(f, out)
-        for line in lines:
-            _layout.append_line(target_index, line)
-        added += 1
-    return added, len([r for r in records if r not in ended and r not in have])
+def _last_line(output: bytes) -> str:
+    lines = output.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "no output"
 
 
 def _extract(archive: bytes, into: Path) -> None:
