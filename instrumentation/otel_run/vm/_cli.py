@@ -53,6 +53,7 @@ PLACEHOLDER_SECRET = "generated-at-create"
 BUNDLE_REPO = "bundle"  # cloud-init's word for "otel-vm sends the project over SSH"
 DETECT_URL = "https://api.ipify.org"
 READY_TIMEOUT_S = 30 * 60
+DEFAULT_KEYS = ("id_ed25519.pub", "id_rsa.pub")  # in ~/.ssh, tried in this order
 COMMANDS = ("create", "status", "start", "stop", "destroy", "ssh", "run", "fetch", "tunnel")
 
 
@@ -329,11 +330,7 @@ class Vm:
 
     def _public_key(self, required: bool) -> str | None:
         given = self.args.ssh_key
-        candidates = (
-            [Path(given).expanduser()]
-            if given
-            else [self._home() / ".ssh" / n for n in ("id_ed25519.pub", "id_rsa.pub")]
-        )
+        candidates = self._key_candidates()
         for path in candidates:
             try:
                 return path.read_text(encoding="utf-8").strip()
@@ -350,16 +347,16 @@ class Vm:
         )
 
     def _private_key(self) -> Path:
-        given = self.args.ssh_key
-        public = (
-            Path(given).expanduser()
-            if given
-            else next(
-                (p for p in (self._home() / ".ssh" / n for n in ("id_ed25519.pub", "id_rsa.pub")) if p.exists()),
-                self._home() / ".ssh" / "id_ed25519.pub",
-            )
-        )
+        """The private half of the public key: the same path without ``.pub``."""
+        candidates = self._key_candidates()
+        public = next((p for p in candidates if p.exists()), candidates[0])
         return public.with_suffix("") if public.suffix == ".pub" else public
+
+    def _key_candidates(self) -> list[Path]:
+        """``--ssh-key``, else the default public keys, in the order they are tried."""
+        if self.args.ssh_key:
+            return [Path(self.args.ssh_key).expanduser()]
+        return [self._home() / ".ssh" / name for name in DEFAULT_KEYS]
 
     def _home(self) -> Path:
         return Path(self.environ.get(_env.HOME) or os.path.expanduser("~"))
