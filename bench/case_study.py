@@ -292,14 +292,20 @@ def diff(
 
 
 def has_label(store: Path, label: str) -> bool:
+    return bool(labelled(store, label))
+
+
+def labelled(store: Path, label: str) -> list[dict[str, object]]:
+    """The store's runs with ``label``, oldest first (``otel-trace list --format json``)."""
     listed = subprocess.run(
-        [str(BIN / "otel-trace"), "--store", str(store), "list", "--label", label, "-n", "1"],
+        [str(BIN / "otel-trace"), "--store", str(store), "list", "--label", label, "-n", "0", "--format", "json"],
         env=clean_env(),
         capture_output=True,
         text=True,
         check=False,
     )
-    return listed.returncode == 0 and label in listed.stdout
+    runs = json.loads(listed.stdout) if listed.returncode == 0 and listed.stdout.strip() else []
+    return sorted(runs, key=lambda r: int(r.get("start_ns") or 0))
 
 
 # ----------------------------------------------------------------- flames
@@ -333,14 +339,7 @@ def flames(store: Path) -> None:
 
 
 def first_run(store: Path, label: str) -> str:
-    listed = subprocess.run(
-        [str(BIN / "otel-trace"), "--store", str(store), "list", "--label", label, "-n", "0", "--format", "json"],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    runs = sorted(json.loads(listed.stdout), key=lambda r: r["start_ns"] if "start_ns" in r else r["end_ns"])
+    runs = labelled(store, label)
     if not runs:
         raise SystemExit(f"case_study: no run labelled {label} (run the profile phase first)")
     return str(runs[0]["run_id"])
