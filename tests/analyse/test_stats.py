@@ -3,10 +3,13 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Callable, Sequence
 
 import pytest
 
-from otel_run.analyse._stats import _null_counts, _signed_rank_counts, compare, compare_paired, median
+from otel_run.analyse._stats import Comparison, _null_counts, _signed_rank_counts, compare, compare_paired, median
+
+Sides = tuple[Callable[[Sequence[float], Sequence[float]], Comparison], list[float], list[float]]
 
 
 @pytest.mark.parametrize(("n1", "n2"), [(1, 1), (2, 3), (3, 4), (4, 4), (5, 2), (6, 6)])
@@ -44,15 +47,25 @@ def test_interval_contains_the_true_shift_and_agrees_with_the_test() -> None:
     assert (same.p_value < 0.05) == (same.ci_low > 0 or same.ci_high < 0)
 
 
+TRIALS = 2000
+AT_MOST_ALPHA = 0.05 + 2 * math.sqrt(0.05 * 0.95 / TRIALS)  # alpha, plus two standard errors of the estimate
+
+
+def _false_positive_rate(seed: int, sizes: tuple[int, ...], sides: Callable[[random.Random, int], Sides]) -> float:
+    """How often ``test`` calls a difference significant between two sides drawn alike."""
+    rng = random.Random(seed)
+    hits = 0
+    for _ in range(TRIALS):
+        test, a, b = sides(rng, rng.choice(sizes))
+        hits += test(a, b).p_value < 0.05
+    return hits / TRIALS
+
+
 def test_false_positive_rate_stays_at_alpha() -> None:
-    rng = random.Random(1)
-    trials, hits = 2000, 0
-    for _ in range(trials):
-        n = rng.choice((5, 10, 30))
-        a = [rng.lognormvariate(0, 0.3) for _ in range(n)]
-        b = [rng.lognormvariate(0, 0.3) for _ in range(n)]
-        hits += compare(a, b).p_value < 0.05
-    assert hits / trials <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / trials)
+    def alike(rng: random.Random, n: int) -> Sides:
+        return compare, [rng.lognormvariate(0, 0.3) for _ in range(n)], [rng.lognormvariate(0, 0.3) for _ in range(n)]
+
+    assert _false_positive_rate(1, (5, 10, 30), alike) <= AT_MOST_ALPHA
 
 
 def test_power_finds_a_20_percent_slowdown_under_5_percent_noise() -> None:
@@ -113,12 +126,12 @@ def test_pairing_cancels_drift_between_rounds_that_hides_the_change_from_the_unp
 
 
 def test_paired_false_positive_rate_stays_at_alpha() -> None:
-    rng = random.Random(4)
-    trials, hits = 2000, 0
-    for _ in range(trials):
-        n = rng.choice((6, 10, 30))
+    def drifting_alike(rng: random.Random, n: int) -> Sides:
         drift = [rng.uniform(0.7, 1.3) for _ in range(n)]
-        a = [d * rng.lognormvariate(0, 0.1) for d in drift]
-        b = [d * rng.lognormvariate(0, 0.1) for d in drift]
-        hits += compare_paired(a, b).p_value < 0.05
-    assert hits / trials <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / trials)
+        return (
+            compare_paired,
+            [d * rng.lognormvariate(0, 0.1) for d in drift],
+            [d * rng.lognormvariate(0, 0.1) for d in drift],
+        )
+
+    assert _false_positive_rate(4, (6, 10, 30), drifting_alike) <= AT_MOST_ALPHA

@@ -19,6 +19,7 @@ requests otel-vm's SDK clients make the way ARM does, as far as the SDK's pipeli
 * ``404 SubscriptionNotFound`` for any subscription but its own; ``401`` without a bearer token.
 
 Every request is recorded (method, path, api-version) for the tests to read.
+:meth:`ArmStandIn.connect` gives otel-vm's real SDK clients pointed at it.
 """
 
 from __future__ import annotations
@@ -87,6 +88,26 @@ class ArmStandIn:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def connect(self, subscription: str) -> Any:
+        """otel-vm's clients (the real azure-mgmt ones) aimed at this stand-in: its URL, a static
+        bearer token (the one pipeline step that cannot talk to http://), no polling delay."""
+        from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+        from otel_run.vm._azure import connect
+
+        class StaticBearer(SansIOHTTPPolicy):  # type: ignore[misc]
+            def on_request(self, request: Any) -> None:
+                request.http_request.headers["Authorization"] = "Bearer stand-in"
+
+        return connect(
+            subscription,
+            credential=object(),
+            base_url=self.url,
+            authentication_policy=StaticBearer(),
+            polling_interval=0,
+            retry_backoff_factor=0,
+        )
 
     # what the tests read
     def puts(self) -> list[Request]:

@@ -13,13 +13,10 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 pytest.importorskip("azure.mgmt.compute")
-
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 from otel_run.vm import _cli, _plan
 from otel_run.vm._azure import Clients, connect
@@ -34,11 +31,6 @@ ORDER = [
     "virtualmachines",
     "schedules",
 ]
-
-
-class _StaticBearer(SansIOHTTPPolicy):  # type: ignore[misc]
-    def on_request(self, request: Any) -> None:
-        request.http_request.headers["Authorization"] = "Bearer stand-in"
 
 
 @dataclass
@@ -64,22 +56,12 @@ def home(tmp_path: Path) -> Path:
 
 
 def _run(arm: ArmStandIn, home: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
-    def clients(subscription: str) -> Clients:
-        return connect(
-            subscription,
-            credential=object(),
-            base_url=arm.url,
-            authentication_policy=_StaticBearer(),
-            polling_interval=0,
-            retry_backoff_factor=0,
-        )
-
     environ = {"HOME": str(home), "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "PATH": os.environ.get("PATH", "")}
     common = ["--allow-from", "198.51.100.7", "--repo", "https://example.org/otel-run.git", "--commit", "abc123"]
     args = list(argv)
     if args[0] == "create":  # the test's own flags come last: they win
         args = [args[0], *common, "--no-wait", *args[1:]]
-    code = _cli.main(args, environ=environ, connect=clients)
+    code = _cli.main(args, environ=environ, connect=arm.connect)
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
 

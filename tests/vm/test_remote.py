@@ -232,24 +232,12 @@ def test_create_waits_for_cloud_init_and_says_when_the_vm_holds_another_commit(
     vm: dict[str, str], capfd: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("azure.mgmt.compute")
-    from otel_run.vm._azure import Clients, connect
     from tests.vm.arm_standin import SUBSCRIPTION, ArmStandIn
-    from tests.vm.test_azure import _StaticBearer
 
     (Path(vm["FAKE_VM_ROOT"]) / "var" / "lib" / "otel-run" / "ready").write_text("0000aaaa0000\n")
     with ArmStandIn() as arm:
-
-        def clients(subscription: str) -> Clients:
-            return connect(
-                subscription,
-                credential=object(),
-                base_url=arm.url,
-                authentication_policy=_StaticBearer(),
-                polling_interval=0,
-            )
-
         argv = ["create", "--allow-from", "198.51.100.7", "--repo", "https://example.org/x.git", "--commit", "abc123"]
-        code = _cli.main(argv, environ={**vm, "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION}, connect=clients)
+        code = _cli.main(argv, environ={**vm, "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION}, connect=arm.connect)
     err = capfd.readouterr().err
     assert code == 0, err
     assert f"created: otel-bench at {ADDRESS}" in err
