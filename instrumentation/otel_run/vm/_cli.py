@@ -407,7 +407,6 @@ class Vm:
         except FileNotFoundError:
             pass
         value = secrets.token_urlsafe(32)
-        _wire.make_private_dirs(str(self.state_dir))
         fd = _wire.open_private(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         with os.fdopen(fd, "w") as f:
             f.write(value + "\n")
@@ -436,7 +435,6 @@ class Vm:
         except OtelRunError:
             data = {}
         data.update(update, group=self.args.group, name=self.args.name, user=self.args.user)
-        _wire.make_private_dirs(str(self.state_dir))
         tmp = self.state_dir / "vm.json.tmp"
         fd = _wire.open_private(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         with os.fdopen(fd, "w") as f:
